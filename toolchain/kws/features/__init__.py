@@ -1,0 +1,1 @@
+"""kws features stage."""

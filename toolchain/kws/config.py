@@ -41,3 +41,68 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".aifc")
 # Speech Commands v0.02, as published by its author.
 SPEECH_COMMANDS_V2_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 SPEECH_COMMANDS_V2_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
+
+
+# ---------------------------------------------------------------------------------------------
+# Training configs (TOML). The schema lives here; `load_train_config` validates it with one-line
+# errors naming the file and the key.
+
+import dataclasses as _dc
+import tomllib as _tomllib
+from pathlib import Path as _Path
+
+
+@_dc.dataclass(frozen=True)
+class DataConfig:
+    synth_count: int = 600          # wake-word clips from `kws data synth`
+    synth_negatives: int = 1200     # _unknown_ + _silence_ clips
+    seed: int = 1234
+
+
+@_dc.dataclass(frozen=True)
+class TrainConfig:
+    word: str
+    out: str
+    data: DataConfig = DataConfig()
+
+
+_SCHEMA = {
+    "wake_word": {"word": str},
+    "output": {"dir": str},
+    "data": {f.name: f.type for f in _dc.fields(DataConfig)},
+}
+
+
+def load_train_config(path: str | _Path) -> TrainConfig:
+    """Parse and validate a training TOML file (see configs/default.toml)."""
+    from kws.errors import KwsError
+
+    path = _Path(path)
+    try:
+        doc = _tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KwsError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KwsError(f"{path}: cannot read ({exc})") from None
+    except _tomllib.TOMLDecodeError as exc:
+        raise KwsError(f"{path}: invalid TOML ({exc})") from None
+    for section, value in doc.items():
+        if section not in _SCHEMA:
+            raise KwsError(f"{path}: unknown section [{section}] (known: {', '.join(_SCHEMA)})")
+        if not isinstance(value, dict):
+            raise KwsError(f"{path}: {section} must be a table")
+        for key, v in value.items():
+            want = _SCHEMA[section].get(key)
+            if want is None:
+                raise KwsError(f"{path}: unknown key {section}.{key} (known: {', '.join(_SCHEMA[section])})")
+            want_type = {"int": int, "str": str}.get(want, want) if isinstance(want, str) else want
+            if not isinstance(v, want_type) or (want_type is int and isinstance(v, bool)):
+                raise KwsError(f"{path}: {section}.{key} must be {want_type.__name__}, got {type(v).__name__}")
+    word = doc.get("wake_word", {}).get("word")
+    if not word:
+        raise KwsError(f"{path}: missing wake_word.word")
+    data = DataConfig(**doc.get("data", {}))
+    if data.synth_count < 1 or data.synth_negatives < 0:
+        raise KwsError(f"{path}: data.synth_count must be >= 1 and data.synth_negatives >= 0")
+    out = doc.get("output", {}).get("dir") or f"models/{'_'.join(word.lower().split())}"
+    return TrainConfig(word=word, out=out, data=data)

@@ -4,7 +4,7 @@
 
 `path` is relative to DIR (POSIX separators); `split` is train|validation|test, assigned from the
 speaker so no speaker crosses splits; `source` says where the clip came from (e.g.
-`espeak-ng:en-us+f3`, `speech_commands_v2`, `import:/abs/src`); `status` is `ok`, `warn:<checks>` or
+`espeak-ng:en-us+f3`, `speech_commands_v2`, `import:<source folder name>`); `status` is `ok`, `warn:<checks>` or
 `quarantined:<reason>` (written by `kws data validate`).
 """
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -245,7 +246,7 @@ def synth(*, word: str, count: int, out: Path, negatives: int = 0, seed: int = 0
         workers = max(1, jobs or os.cpu_count() or 1)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for row in tqdm(pool.map(work, range(len(plan_))), total=len(plan_), desc="synth",
-                            unit="clip", disable=not progress, leave=False):
+                            unit="clip", disable=not (progress and sys.stderr.isatty()), leave=False):
                 rows.append(row)
         manifest.write(tmp / config.MANIFEST_NAME, rows)
         info = {

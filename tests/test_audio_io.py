@@ -97,3 +97,17 @@ def test_speaker_split_matches_the_published_lists(shared_real):
     speakers = {manifest.speech_commands_speaker(n) for n in names} - {None}
     assert len(speakers) > 50
     assert {manifest.split_for_speaker(s) for s in speakers} == {"test"}
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    from kws.fileio import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "a").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

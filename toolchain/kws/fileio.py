@@ -17,6 +17,12 @@ from typing import Iterator
 from kws.errors import KwsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _os_error(path: Path, exc: OSError) -> KwsError:
     if exc.errno == errno.ENOSPC:
         return KwsError(f"{path}: no space left on device")
@@ -43,6 +49,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -72,6 +79,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise _os_error(path, exc) from None
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():
             path.rmdir()  # empty, checked above
         os.replace(tmp_path, path)

@@ -23,6 +23,8 @@ from kws.data import audio, manifest, noise, tts, words
 from kws.errors import KwsError
 from kws.fileio import atomic_dir
 
+# Bumped whenever the same parameters would give other audio (caches keyed on parameters use it).
+RECIPE_VERSION = 2
 SILENCE_SECONDS = 1.0
 # Fraction of --negatives that are _unknown_ speech (the rest is _silence_), and of those the
 # fraction drawn from confusables rather than general vocabulary.
@@ -250,7 +252,7 @@ def synth(*, word: str, count: int, out: Path, negatives: int = 0, seed: int = 0
                 rows.append(row)
         manifest.write(tmp / config.MANIFEST_NAME, rows)
         info = {
-            "word": word, "count": count, "negatives": negatives, "seed": seed,
+            "word": word, "count": count, "negatives": negatives, "seed": seed, "recipe_version": RECIPE_VERSION,
             "engines": {name: tts.ENGINES[name].version() for name in sorted(voices)},
             "voices": {name: len(v) for name, v in sorted(voices.items())},
             "clips": [_describe(job, names[job.index]) for job in plan_],

@@ -157,10 +157,15 @@ class Festival:
 
     def render(self, text: str, voice: Voice, *, speed: float, pitch: float, gap: int = 0) -> tuple[np.ndarray, int]:
         del gap
-        stretch = f"{1.0 / speed:.3f}"
+        if voice.name.endswith("_hts"):
+            # HTS voices ignore Duration_Stretch; hts_engine takes a speed rate (-r) and a pitch shift in
+            # half tones (-fm) instead.
+            tune = (f"(set! hts_engine_params (append hts_engine_params (list (list \"-r\" {speed:.3f}) "
+                    f"(list \"-fm\" {3.0 * pitch:.2f}))))")
+        else:
+            tune = f"(Parameter.set 'Duration_Stretch {1.0 / speed:.3f})"
         return _render_to_file(
-            lambda out: ["text2wave", "-eval", f"(voice_{voice.name})",
-                         "-eval", f"(Parameter.set 'Duration_Stretch {stretch})", "-o", out],
+            lambda out: ["text2wave", "-eval", f"(voice_{voice.name})", "-eval", tune, "-o", out],
             f"festival voice {voice.name}", input_text=text + "\n")
 
 

@@ -17,9 +17,11 @@ from kws.errors import KwsError
 
 def synth_cache_dir(cfg: config.TrainConfig, *, root: Path = Path("data/cache")) -> Path:
     """Where the synthetic data of `cfg` lives: one folder per distinct set of parameters."""
+    from kws.data.synth import RECIPE_VERSION, label_for
+
     key = json.dumps({"word": cfg.word, "count": cfg.data.synth_count,
-                      "negatives": cfg.data.synth_negatives, "seed": cfg.data.seed}, sort_keys=True)
-    from kws.data.synth import label_for
+                      "negatives": cfg.data.synth_negatives, "seed": cfg.data.seed,
+                      "recipe": RECIPE_VERSION}, sort_keys=True)
     return root / f"synth-{label_for(cfg.word)}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 

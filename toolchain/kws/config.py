@@ -106,3 +106,67 @@ def load_train_config(path: str | _Path) -> TrainConfig:
         raise KwsError(f"{path}: data.synth_count must be >= 1 and data.synth_negatives >= 0")
     out = doc.get("output", {}).get("dir") or f"models/{'_'.join(word.lower().split())}"
     return TrainConfig(word=word, out=out, data=data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frontend presets (DESIGN.md decision 2). The C frontend's tables and its generated header come
+# from these values through kws.features.tables; nothing is copied by hand.
+
+@_dc.dataclass(frozen=True)
+class FrontendPreset:
+    name: str
+    sample_rate_hz: int = 16000
+    window_samples: int = 480        # periodic Hann window
+    hop_samples: int = 320
+    fft_size: int = 512              # frames are zero-padded to this length
+    num_mel: int = 40
+    mel_low_hz: float = 20.0
+    mel_high_hz: float = 4000.0
+    num_coeffs: int = 10             # DCT-II coefficients kept; 0 = output the log-mel bands themselves
+    log_floor: float = 1e-6          # log(mel + log_floor)
+    # "clip_max": divide the waveform by its maximum sample value, as MLPerf Tiny does per 1 s clip
+    # (a streaming device supplies the maximum up front); "fixed": samples are int16 / 32768.
+    normalize: str = "fixed"
+    clip_samples: int = 0            # whole-clip interface: pad/cut to this many samples (0: as given)
+    out_scale: float = 1.0           # int8 = cast(value / out_scale + out_zero_point)
+    out_zero_point: int = 0
+    out_rounding: str = "round"      # "trunc" (toward zero, as numpy's float->int cast) or "round" (half away)
+    out_overflow: str = "saturate"   # "saturate" or "wrap" (numpy's float->int8 cast on x86 wraps mod 256)
+
+    @property
+    def num_bins(self) -> int:
+        return self.fft_size // 2 + 1
+
+    @property
+    def row_size(self) -> int:
+        return self.num_coeffs or self.num_mel
+
+    def frames_for(self, n_samples: int) -> int:
+        n = self.clip_samples or n_samples
+        return 0 if n < self.window_samples else 1 + (n - self.window_samples) // self.hop_samples
+
+
+FRONTEND_PRESETS = {
+    # MLPerf Tiny KWS (kws01) features, exactly as its training scripts make them: 30 ms Hann, 20 ms hop,
+    # 512-point |FFT|, 40 mel bands 20-4000 Hz, log(x + 1e-6), DCT-II (TF's scaling), 10 coefficients,
+    # 49 frames of a 1 s clip divided by its maximum, int8 = numpy cast of (mfcc / 0.5847029 + 83):
+    # truncation toward zero, wrapping past the int8 range (it happens: ~1 value in 100k on real speech).
+    "mlperf_kws01": FrontendPreset(
+        name="mlperf_kws01", normalize="clip_max", clip_samples=16000,
+        out_scale=0.5847029, out_zero_point=83, out_rounding="trunc", out_overflow="wrap"),
+    # Streaming wake-word features: 40 log-mel bands 60-7600 Hz over 30 ms / 20 ms, fixed gain
+    # (no per-clip normalization, so every hop is final when it is computed). int8 covers
+    # (-128 - 11) * 0.1 .. (127 - 11) * 0.1 = -13.9 .. 11.6, and ln(1e-6) = -13.8.
+    "ww_logmel40": FrontendPreset(
+        name="ww_logmel40", mel_low_hz=60.0, mel_high_hz=7600.0, num_coeffs=0,
+        normalize="fixed", out_scale=0.1, out_zero_point=11, out_rounding="round", out_overflow="saturate"),
+}
+
+
+def frontend_preset(name: str) -> FrontendPreset:
+    from kws.errors import KwsError
+
+    try:
+        return FRONTEND_PRESETS[name]
+    except KeyError:
+        raise KwsError(f"unknown frontend preset {name!r} (known: {', '.join(FRONTEND_PRESETS)})") from None

@@ -1,0 +1,194 @@
+// The kws frontend: framing, windowing, mel filterbank, log, DCT and int8 output (see frontend.h).
+// Integer only; the same file is built into the firmware and into the host library.
+#include "kws/frontend.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define KWS_LN2_Q31 1488522236  // round(ln(2) * 2^31)
+
+static int is_pow2(int32_t v) {
+    return v > 0 && (v & (v - 1)) == 0;
+}
+
+int kws_frontend_init(kws_frontend_t *fe, const kws_frontend_config_t *cfg) {
+    if (!is_pow2(cfg->fft_size) || cfg->fft_size < 16 || cfg->fft_size > KWS_FRONTEND_MAX_FFT ||
+        cfg->fft_size > 512 || cfg->window_samples < 1 || cfg->window_samples > cfg->fft_size ||
+        cfg->hop_samples < 1 || cfg->num_mel < 1 || cfg->num_mel > KWS_FRONTEND_MAX_MEL || cfg->num_coeffs < 0 || cfg->num_coeffs > cfg->num_mel) {
+        return -1;
+    }
+    int32_t hops = (cfg->window_samples + cfg->hop_samples - 1) / cfg->hop_samples;
+    if ((int64_t)hops * cfg->hop_samples > KWS_FRONTEND_MAX_HISTORY) {
+        return -1;
+    }
+    fe->cfg = cfg;
+    fe->history_samples = hops * cfg->hop_samples;
+    kws_frontend_reset(fe);
+    kws_frontend_set_norm_max(fe, 32768);
+    return 0;
+}
+
+void kws_frontend_reset(kws_frontend_t *fe) {
+    fe->samples_seen = 0;
+    memset(fe->history, 0, sizeof(fe->history));
+}
+
+// log2(u) in Q24 for u > 0: the exponent from the leading bit, the fraction by linear
+// interpolation in cfg->log2_table over the next 8 + 23 bits.
+static int32_t log2_q24(const kws_frontend_config_t *cfg, uint64_t u) {
+    int n = 63 - __builtin_clzll(u);
+    uint32_t m = (uint32_t)((u << (63 - n)) >> 32);  // [2^31, 2^32)
+    uint32_t idx = (m >> 23) & 0xFFu;
+    int32_t rem = (int32_t)(m & 0x7FFFFFu);
+    int32_t lo = cfg->log2_table[idx], hi = cfg->log2_table[idx + 1];
+    int32_t frac = lo + (int32_t)(((int64_t)(hi - lo) * rem) >> 23);
+    return n * (1 << 24) + frac;
+}
+
+void kws_frontend_set_norm_max(kws_frontend_t *fe, int32_t max_sample) {
+    if (fe->cfg->normalize != KWS_FRONTEND_NORM_CLIP_MAX) {
+        max_sample = 32768;
+    }
+    if (max_sample <= 0) {
+        max_sample = 1;
+    }
+    fe->norm_max = max_sample;
+    fe->log2_norm_q24 = log2_q24(fe->cfg, (uint64_t)max_sample);
+}
+
+int32_t kws_frontend_clip_max(const int16_t *pcm, int32_t n) {
+    int32_t mx = 0, mag = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t v = pcm[i];
+        if (v > mx) {
+            mx = v;
+        }
+        if (-v > mag) {
+            mag = -v;
+        }
+    }
+    if (mx > 0) {
+        return mx;
+    }
+    return mag > 0 ? mag : 1;
+}
+
+static int8_t to_int8(const kws_frontend_config_t *cfg, int64_t v_q48) {
+    int64_t q;
+    const int64_t half = (int64_t)1 << 47;
+    if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC) {
+        q = v_q48 >= 0 ? (v_q48 >> 48) : -((-v_q48) >> 48);
+    } else {
+        q = v_q48 >= 0 ? ((v_q48 + half) >> 48) : -((-v_q48 + half) >> 48);
+    }
+    if (cfg->overflow == KWS_FRONTEND_WRAP) {
+        q &= 0xFF;
+        return (int8_t)(q >= 128 ? q - 256 : q);
+    }
+    return (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q));
+}
+
+// One frame: history[0 .. window) -> one row.
+static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t *scratch) {
+    const kws_frontend_config_t *cfg = fe->cfg;
+    int32_t *x = scratch->fft;
+    int32_t maxabs = 0;
+    for (int32_t i = 0; i < cfg->window_samples; i++) {
+        int32_t v = (int32_t)fe->history[i] * cfg->window[i];  // |v| < 2^30
+        x[i] = v;
+        int32_t a = v < 0 ? -v : v;
+        if (a > maxabs) {
+            maxabs = a;
+        }
+    }
+    // Block floating point: scale by 2^s so the largest sample lands in [2^20, 2^21].
+    int32_t s = 0;
+    if (maxabs > 0) {
+        s = 20 - (31 - __builtin_clz((uint32_t)maxabs));
+    }
+    if (s > 0) {
+        for (int32_t i = 0; i < cfg->window_samples; i++) {
+            x[i] *= (1 << s);
+        }
+    } else if (s < 0) {
+        const int32_t r = 1 << (-s - 1);
+        for (int32_t i = 0; i < cfg->window_samples; i++) {
+            x[i] = (x[i] + r) >> (-s);
+        }
+    }
+    for (int32_t i = cfg->window_samples; i < cfg->fft_size; i++) {
+        x[i] = 0;
+    }
+    kws_frontend_rfft_mag(cfg, scratch);
+
+    // mag = |2 X| of (pcm * window_q15 * 2^s), so mel_int = mel(pcm units) * 2^(31 + s). In the
+    // log: ln(mel / norm + floor) = ln(mel_int + floor * norm * 2^(31+s)) - (31 + s) ln 2 - ln norm.
+    const int32_t shift = 21 - s;  // in [1, 30]: log_floor_q52 * norm * 2^(31 + s - 52)
+    const uint64_t floor_term = (cfg->log_floor_q52 * (uint32_t)fe->norm_max) >> shift;
+    const int32_t offset_q24 = (31 + s) * (1 << 24) + fe->log2_norm_q24;
+    int32_t ln_q24[KWS_FRONTEND_MAX_MEL];
+    const uint16_t *w = cfg->mel_weights;
+    for (int32_t b = 0; b < cfg->num_mel; b++) {
+        const uint32_t *mag = &scratch->mag[cfg->mel_first_bin[b]];
+        uint64_t acc = 0;
+        for (int32_t k = 0; k < cfg->mel_num_bins[b]; k++) {
+            acc += (uint64_t)w[k] * mag[k];
+        }
+        w += cfg->mel_num_bins[b];
+        int32_t l2 = log2_q24(cfg, acc + floor_term) - offset_q24;
+        ln_q24[b] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
+    }
+    const int32_t rows = cfg->num_coeffs ? cfg->num_coeffs : cfg->num_mel;
+    const int32_t *mat = cfg->out_matrix;
+    for (int32_t j = 0; j < rows; j++) {
+        int64_t acc = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
+        for (int32_t b = 0; b < cfg->num_mel; b++) {
+            acc += (int64_t)mat[b] * ln_q24[b];
+        }
+        mat += cfg->num_mel;
+        row[j] = to_int8(cfg, acc);
+    }
+}
+
+int kws_frontend_push(kws_frontend_t *fe, const int16_t *hop, int8_t *row, kws_frontend_scratch_t *scratch) {
+    const int32_t h = fe->cfg->hop_samples, total = fe->history_samples;
+    memmove(fe->history, fe->history + h, (size_t)(total - h) * sizeof(int16_t));
+    memcpy(fe->history + (total - h), hop, (size_t)h * sizeof(int16_t));
+    if (fe->samples_seen < total) {
+        fe->samples_seen += h;
+        if (fe->samples_seen < total) {
+            return 0;
+        }
+    }
+    frame_to_row(fe, row, scratch);
+    return 1;
+}
+
+int32_t kws_frontend_clip(kws_frontend_t *fe, const kws_frontend_config_t *cfg, const int16_t *pcm, int32_t n,
+                          int8_t *out, int32_t max_rows, kws_frontend_scratch_t *scratch) {
+    if (kws_frontend_init(fe, cfg) != 0 || n < 0) {
+        return -1;
+    }
+    const int32_t len = cfg->clip_samples > 0 ? cfg->clip_samples : n;
+    const int32_t avail = n < len ? n : len;
+    kws_frontend_set_norm_max(fe, kws_frontend_clip_max(pcm, avail));
+    const int32_t h = cfg->hop_samples;
+    const int32_t row_size = cfg->num_coeffs ? cfg->num_coeffs : cfg->num_mel;
+    int16_t hop[KWS_FRONTEND_MAX_HISTORY];
+    int32_t rows = 0;
+    // Frames need [i h, i h + window) inside the clip: stop after the last hop a frame can end in.
+    for (int32_t start = 0; start + h <= len + (fe->history_samples - cfg->window_samples) && rows < max_rows; start += h) {
+        for (int32_t i = 0; i < h; i++) {
+            int32_t t = start + i;
+            hop[i] = t < avail ? pcm[t] : 0;
+        }
+        if (kws_frontend_push(fe, hop, out + (size_t)rows * row_size, scratch)) {
+            int32_t frame_start = start + h - fe->history_samples;
+            if (frame_start + cfg->window_samples > len) {
+                break;
+            }
+            rows++;
+        }
+    }
+    return rows;
+}

@@ -1,0 +1,181 @@
+"""Integer tables of a frontend preset, for the C frontend.
+
+One generator for both builds: the host library receives these arrays at run time (ctypes), and
+firmware builds receive the same arrays as a generated C header (`emit_c_header`), so host and
+device compute with identical numbers.
+
+Float definitions (the MLPerf Tiny / TensorFlow ones):
+- window: periodic Hann, w[n] = 0.5 - 0.5 cos(2 pi n / N), N = window_samples (tf.signal.hann_window).
+- mel matrix: tf.signal.linear_to_mel_weight_matrix's definition: HTK mel scale 1127 ln(1 + f/700),
+  bins at linspace(0, sr/2, fft/2+1) with the DC bin zeroed, triangles between num_mel + 2 edges
+  equally spaced in mel from mel_low_hz to mel_high_hz.
+- DCT: tf.signal.mfccs_from_log_mel_spectrograms: D[k, n] = 2 cos(pi k (2n+1) / (2N)) / sqrt(2N).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from kws.config import FrontendPreset
+
+Q15, Q24, Q30 = 1 << 15, 1 << 24, 1 << 30
+
+
+def hann_periodic(n: int) -> np.ndarray:
+    """float64 [n]."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
+def hz_to_mel(f):
+    return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_matrix(p: FrontendPreset) -> np.ndarray:
+    """float64 [num_bins, num_mel]: weight of FFT bin k in mel band m (TensorFlow's definition)."""
+    bins = np.linspace(0.0, p.sample_rate_hz / 2.0, p.num_bins)[1:]
+    bins_mel = hz_to_mel(bins)[:, None]
+    edges = np.linspace(hz_to_mel(p.mel_low_hz), hz_to_mel(p.mel_high_hz), p.num_mel + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    lower_slopes = (bins_mel - lower) / (center - lower)
+    upper_slopes = (upper - bins_mel) / (upper - center)
+    w = np.maximum(0.0, np.minimum(lower_slopes, upper_slopes))
+    return np.vstack([np.zeros((1, p.num_mel)), w])
+
+
+def dct_matrix(num_coeffs: int, num_mel: int) -> np.ndarray:
+    """float64 [num_coeffs, num_mel]: TensorFlow's MFCC DCT-II."""
+    k = np.arange(num_coeffs)[:, None]
+    n = np.arange(num_mel)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2.0 * num_mel)) / np.sqrt(2.0 * num_mel)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tables:
+    """Everything kws_frontend_config_t holds, as numpy integer arrays and scalars."""
+
+    preset: FrontendPreset
+    window: np.ndarray          # int16 [window_samples], Q15
+    twiddle: np.ndarray         # int32 [fft_size/2, 2]: (cos, -sin)(2 pi k / fft_size), Q30
+    bitrev: np.ndarray          # uint8 [fft_size/2]
+    mel_first_bin: np.ndarray   # uint16 [num_mel]
+    mel_num_bins: np.ndarray    # uint16 [num_mel]
+    mel_weights: np.ndarray     # uint16 [sum(num_bins)], Q15
+    out_matrix: np.ndarray      # int32 [row_size, num_mel], Q24 (already divided by out_scale)
+    log2_table: np.ndarray      # int32 [257], Q24
+    log_floor_q52: int
+
+    def digest(self) -> str:
+        h = hashlib.sha256(repr(self.preset).encode())
+        for a in (self.window, self.twiddle, self.bitrev, self.mel_first_bin, self.mel_num_bins,
+                  self.mel_weights, self.out_matrix, self.log2_table):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+
+def _round_clip(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(np.round(x), lo, hi)
+
+
+def build(p: FrontendPreset) -> Tables:
+    if p.fft_size & (p.fft_size - 1) or not 16 <= p.fft_size <= 512:
+        raise ValueError(f"preset {p.name}: fft_size must be a power of two in 16..512")
+    window = _round_clip(hann_periodic(p.window_samples) * Q15, -32768, 32767).astype(np.int16)
+    half = p.fft_size // 2
+    k = np.arange(half)
+    angle = 2.0 * np.pi * k / p.fft_size
+    twiddle = np.stack([np.round(np.cos(angle) * Q30), np.round(-np.sin(angle) * Q30)], 1).astype(np.int32)
+    bits = half.bit_length() - 1
+    bitrev = np.array([int(format(i, f"0{bits}b")[::-1], 2) for i in range(half)], dtype=np.uint8)
+
+    mel = mel_matrix(p)
+    wq = np.round(mel * Q15).astype(np.int64)
+    first, count, weights = [], [], []
+    for m in range(p.num_mel):
+        nz = np.nonzero(wq[:, m])[0]
+        if len(nz) == 0:
+            raise ValueError(f"preset {p.name}: mel band {m} covers no FFT bin (too many bands for this FFT size)")
+        first.append(nz[0])
+        count.append(nz[-1] - nz[0] + 1)
+        weights.extend(wq[nz[0]: nz[-1] + 1, m])
+    if p.num_coeffs:
+        mat = dct_matrix(p.num_coeffs, p.num_mel)
+    else:
+        mat = np.eye(p.num_mel)
+    out_matrix = np.round(mat / p.out_scale * Q24).astype(np.int32)
+    log2_table = np.round(np.log2(1.0 + np.arange(257) / 256.0) * Q24).astype(np.int32)
+    log_floor_q52 = int(round(p.log_floor * 2.0**52))
+    if not 0 < log_floor_q52 < 2**40:
+        raise ValueError(f"preset {p.name}: log_floor must be in (0, 2^-12)")
+    return Tables(preset=p, window=window, twiddle=twiddle, bitrev=bitrev,
+                  mel_first_bin=np.array(first, np.uint16), mel_num_bins=np.array(count, np.uint16),
+                  mel_weights=np.array(weights, np.uint16), out_matrix=out_matrix, log2_table=log2_table,
+                  log_floor_q52=log_floor_q52)
+
+
+_ENUMS = {
+    "normalize": {"fixed": "KWS_FRONTEND_NORM_FIXED", "clip_max": "KWS_FRONTEND_NORM_CLIP_MAX"},
+    "rounding": {"trunc": "KWS_FRONTEND_ROUND_TRUNC", "round": "KWS_FRONTEND_ROUND_NEAREST"},
+    "overflow": {"saturate": "KWS_FRONTEND_SATURATE", "wrap": "KWS_FRONTEND_WRAP"},
+}
+ENUM_VALUES = {"normalize": {"fixed": 0, "clip_max": 1}, "rounding": {"trunc": 0, "round": 1},
+               "overflow": {"saturate": 0, "wrap": 1}}
+
+
+def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 12) -> str:
+    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    lines = [", ".join(flat[i: i + per_line]) for i in range(0, len(flat), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(flat)}] = {{\n    {body},\n}};\n"
+
+
+def emit_c_header(t: Tables) -> str:
+    """The generated header a firmware build includes: sizes as macros, tables, one const config."""
+    p = t.preset
+    history = p.hop_samples * -(-p.window_samples // p.hop_samples)
+    name = f"kws_frontend_{p.name}"
+    out = [
+        f"// Generated by kws.features.tables from preset '{p.name}' (toolchain/kws/config.py).",
+        f"// Input hash (preset + tables): {t.digest()}. Do not edit.",
+        f"#ifndef KWS_GENERATED_FRONTEND_{p.name.upper()}_H",
+        f"#define KWS_GENERATED_FRONTEND_{p.name.upper()}_H",
+        "",
+        f"#define KWS_FRONTEND_MAX_FFT {p.fft_size}",
+        f"#define KWS_FRONTEND_MAX_MEL {p.num_mel}",
+        f"#define KWS_FRONTEND_MAX_HISTORY {history}",
+        f"#define KWS_FRONTEND_SAMPLE_RATE_HZ {p.sample_rate_hz}",
+        f"#define KWS_FRONTEND_HOP_SAMPLES {p.hop_samples}",
+        f"#define KWS_FRONTEND_WINDOW_SAMPLES {p.window_samples}",
+        f"#define KWS_FRONTEND_ROW_SIZE {p.row_size}",
+        f"#define KWS_FRONTEND_CLIP_SAMPLES {p.clip_samples}",
+        f"#define KWS_FRONTEND_CLIP_ROWS {p.frames_for(p.clip_samples) if p.clip_samples else 0}",
+        "",
+        '#include "kws/frontend.h"',
+        "",
+        _c_array("int16_t", f"{name}_window", t.window),
+        _c_array("int32_t", f"{name}_twiddle", t.twiddle, 8),
+        _c_array("uint8_t", f"{name}_bitrev", t.bitrev, 16),
+        _c_array("uint16_t", f"{name}_mel_first_bin", t.mel_first_bin, 16),
+        _c_array("uint16_t", f"{name}_mel_num_bins", t.mel_num_bins, 16),
+        _c_array("uint16_t", f"{name}_mel_weights", t.mel_weights, 16),
+        _c_array("int32_t", f"{name}_out_matrix", t.out_matrix, 8),
+        _c_array("int32_t", f"{name}_log2_table", t.log2_table, 8),
+        f"static const kws_frontend_config_t {name} = {{",
+        f"    .window_samples = {p.window_samples}, .hop_samples = {p.hop_samples}, .fft_size = {p.fft_size},",
+        f"    .num_mel = {p.num_mel}, .num_coeffs = {p.num_coeffs},",
+        f"    .normalize = {_ENUMS['normalize'][p.normalize]}, .rounding = {_ENUMS['rounding'][p.out_rounding]},",
+        f"    .overflow = {_ENUMS['overflow'][p.out_overflow]}, .clip_samples = {p.clip_samples},",
+        f"    .log_floor_q52 = {t.log_floor_q52}ull, .out_zero_point = {p.out_zero_point},",
+        f"    .window = {name}_window, .twiddle = {name}_twiddle, .bitrev = {name}_bitrev,",
+        f"    .mel_first_bin = {name}_mel_first_bin, .mel_num_bins = {name}_mel_num_bins,",
+        f"    .mel_weights = {name}_mel_weights, .out_matrix = {name}_out_matrix, .log2_table = {name}_log2_table,",
+        "};",
+        "",
+        f"#define KWS_FRONTEND_CONFIG (&{name})",
+        "",
+        "#endif",
+        "",
+    ]
+    return "\n".join(out)

@@ -103,7 +103,6 @@ def _data_parsers(sub) -> None:
 def _later_parsers(sub) -> None:
     """Stages that later issues build; they exist now so `kws --help` shows the whole pipeline."""
     for name, issue, help_, example in [
-        ("features", 3, "compute int8 MFCC features with the C frontend", "kws features data/nova --preset mlperf_kws01 --out feats.npz"),
         ("eval", 4, "stream audio through the deployed path and report FRR / false accepts per hour", "kws eval models/nova --positives P --negatives N"),
         ("compile", 5, "compile an int8 .tflite model to C", "kws compile model_int8.tflite --out build/model"),
         ("sim", 5, "run a compiled model in a simulator (tflm, host, qemu)", "kws sim model.tflite --inputs x.npy --out y.npy --engine host"),
@@ -133,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=None, help="TOML config (see configs/default.toml)")
     t.add_argument("--word", default=None, help="wake word (short form, all defaults)")
     t.add_argument("--out", default=None, help="model folder (short form)")
+    f = _add(sub, "features", "compute int8 features with the C frontend (the device's own code)",
+             """Features of audio files or folders (16 kHz mono; nothing is resampled silently) with the
+             integer C frontend the firmware runs. OUT.npz holds x int8 [N, frames, coeffs], names, labels.""",
+             ["kws features ../shared/data/real/speech_commands_v2_test --preset mlperf_kws01 --out sc_test.npz",
+              "kws features data/nova/hey_nova --preset ww_logmel40 --clip-samples 24000 --out nova.npz"])
+    f.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders (searched recursively)")
+    f.add_argument("--preset", default="mlperf_kws01", help="frontend preset (mlperf_kws01, ww_logmel40)")
+    f.add_argument("--out", required=True, help="output .npz (must not exist)")
+    f.add_argument("--clip-samples", type=int, default=None,
+                   help="pad/cut every clip to this many samples (presets without a fixed clip length)")
     _later_parsers(sub)
     return parser
 
@@ -144,6 +153,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "data":
         from kws.data import commands
         return commands.run(args)
+    if args.command == "features":
+        from kws.features import extract
+        info = extract.extract(args.inputs, preset=args.preset, out=args.out, clip_samples=args.clip_samples)
+        print(f"wrote {info['out']}: x {info['shape']} int8 ({info['preset']})")
+        return 0
     if args.command == "train":
         from kws.train import pipeline
         return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out)

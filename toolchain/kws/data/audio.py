@@ -114,3 +114,18 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def is_audio_name(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in config.AUDIO_EXTENSIONS
+
+
+def load_pcm16(path: str | os.PathLike, *, sample_rate_hz: int = config.SAMPLE_RATE_HZ) -> np.ndarray:
+    """Load a clip for the frontend: int16 [n], exactly the stored samples of a 16-bit file.
+
+    The same strict checks as `load` (rate, mono, non-empty, finite); float files are rounded to
+    int16 with saturation.
+    """
+    x = load(path, sample_rate_hz=sample_rate_hz)
+    import soundfile
+
+    if soundfile.info(str(path)).subtype in ("PCM_16", "PCM_S8", "PCM_U8"):
+        data, _ = soundfile.read(str(path), dtype="int16", always_2d=True)
+        return data[:, 0]
+    return to_pcm16(x)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,21 +21,17 @@ import numpy as np
 from kws.errors import KwsError
 from kws.features.tables import ENUM_VALUES, Tables
 
+from kws.features import _sources
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO = PACKAGE_DIR.parents[2]
-SOURCES = (REPO / "firmware/src/frontend.c", REPO / "firmware/src/frontend_fft.c", PACKAGE_DIR / "host_glue.c")
-HEADERS = (REPO / "firmware/include/kws/frontend.h",)
+SOURCES = tuple(REPO / p for p in _sources.SOURCES)
 CFLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared")
 
 
 def source_hash() -> str | None:
-    """Hash of the C sources and flags, or None when the sources are not present (installed wheel)."""
-    if not all(p.is_file() for p in SOURCES + HEADERS):
-        return None
-    h = hashlib.sha256(" ".join(CFLAGS).encode())
-    for p in SOURCES + HEADERS:
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
+    """Hash of the C sources, or None when they are not present (an installed wheel)."""
+    return _sources.digest(REPO)
 
 
 def build_library(out: Path) -> Path:
@@ -46,7 +41,7 @@ def build_library(out: Path) -> Path:
         raise KwsError("no C compiler (cc) found: the frontend library needs one")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    cmd = [cc, *CFLAGS, f"-I{REPO / 'firmware/include'}", *map(str, SOURCES), "-o", str(tmp)]
+    cmd = [cc, *CFLAGS, f"-I{REPO / _sources.INCLUDE_DIR}", *map(str, SOURCES), "-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,187 @@
+"""Cortex-M4 firmware under QEMU: build it with the firmware Makefile, run it, count instructions.
+
+The simulator is `qemu-system-arm -M mps2-an386` (Arm MPS2 + AN386: Cortex-M4F). QEMU has no cycle
+counter, so timing runs with a fixed `-icount shift=N` (DESIGN.md decision 5): every guest instruction
+then takes exactly 2^N ns of virtual time and the board's 25 MHz CMSDK Timer0 (board_ticks) advances
+exactly 2^N / 40 ticks per instruction, whatever the host's speed. We report *instructions*; a latency
+at F MHz derived from them assumes one instruction per cycle.
+
+Default shift, DEFAULT_ICOUNT_SHIFT = 6: 1.6 ticks per instruction, so one tick (0.625 instruction)
+resolves single instructions, and the 32-bit tick counter wraps only after 2^32 / 1.6 = 2.68e9
+instructions (shift 5 would make a tick 1.25 instructions; shift 7 halves the range to 1.34e9).
+Measured with the selftest app: a busy loop of 2,000,001 instructions plus 8 of timing overhead, counted
+from the disassembly, reads 3,200,014 ticks = 2,000,008.75 instructions, identically on every run.
+
+Idle: with `sleep=off` (the default here) a guest waiting in WFI costs no virtual time beyond the next
+timer deadline, but QEMU keeps most of a host core busy until the interrupt arrives (measured: a 3 s
+wait for UART input used 2.5 s of CPU). `idle_sleep=True` (`sleep=on`) idles cheaply, but virtual time
+then follows the host clock while the guest sleeps. Intervals without a WFI are exact either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from kws.errors import KwsError
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
+QEMU = "qemu-system-arm"
+MACHINE = "mps2-an386"
+TIMER_HZ = 25_000_000          # CMSDK Timer0 on the AN386: board_ticks_hz() of the qemu board
+DEFAULT_ICOUNT_SHIFT = 6       # see the module docstring
+_NS_PER_TICK = 1_000_000_000 // TIMER_HZ  # 40
+
+
+@dataclass(frozen=True)
+class QemuResult:
+    """One finished QEMU run.
+
+    exit_code: the firmware's board_exit() status (SYS_EXIT_EXTENDED; QEMU passes status & 0xff).
+    uart: everything UART0 printed, decoded as UTF-8 (undecodable bytes replaced).
+    wall_s: host wall-clock seconds from start to exit.
+    stderr: what QEMU itself printed (warnings, semihosting console errors).
+    """
+
+    exit_code: int
+    uart: str
+    wall_s: float
+    stderr: str = ""
+
+
+def ticks_to_instructions(ticks: int, icount_shift: int) -> float:
+    """Guest instructions in an interval of `ticks` board_ticks under `-icount shift=icount_shift`.
+
+    One instruction is 2^shift ns of virtual time and one 25 MHz tick is 40 ns, so
+    instructions = ticks * 40 / 2^shift (exact to within one tick: the counter is read at tick edges).
+    """
+    if icount_shift < 0 or icount_shift > 10:
+        raise KwsError(f"icount shift {icount_shift}: QEMU accepts 0..10")
+    return ticks * _NS_PER_TICK / (1 << icount_shift)
+
+
+def qemu_command(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, semihosting: bool = True,
+                 idle_sleep: bool = False, extra_args: Sequence[str] = ()) -> list[str]:
+    """The qemu-system-arm argument list run() uses: UART0 on stdio, no monitor, fixed icount."""
+    qemu = shutil.which(QEMU)
+    if qemu is None:
+        raise KwsError(f"{QEMU} not found on PATH: install it (make setup, or apt-get install qemu-system-arm)")
+    if icount_shift < 0 or icount_shift > 10:
+        raise KwsError(f"icount shift {icount_shift}: QEMU accepts 0..10")
+    cmd = [qemu, "-M", MACHINE, "-nographic", "-monitor", "none", "-serial", "stdio",
+           "-icount", f"shift={icount_shift},align=off,sleep={'on' if idle_sleep else 'off'}",
+           "-kernel", str(Path(elf).resolve())]
+    if semihosting:
+        cmd += ["-semihosting-config", "enable=on,target=native"]
+    return cmd + list(extra_args)
+
+
+@contextlib.contextmanager
+def _process(cmd: list[str], cwd: Path | None) -> Iterator[subprocess.Popen]:
+    """Start `cmd` in its own process group; kill the whole group on the way out, whatever happens."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.communicate(timeout=5)  # reap it and close the pipes
+        if proc.poll() is None:  # still not gone: nothing more we can do but not leave a zombie
+            proc.kill()
+            proc.wait()
+
+
+def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float = 60,
+        cwd: Path | None = None, semihosting: bool = True, extra_args: Sequence[str] = (),
+        uart_input: bytes = b"", idle_sleep: bool = False) -> QemuResult:
+    """Run a firmware image on the mps2-an386 model until it exits; QEMU is always killed afterwards.
+
+    elf: an image built for BOARD=qemu_mps2_an386. cwd: QEMU's working directory, where the
+    firmware's semihosting file names are resolved (default: the current one). semihosting=False
+    for firmware that never calls it (board_exit() needs it: such a run ends by timeout).
+    uart_input: bytes sent to UART0 (then end of input). idle_sleep: see the module docstring.
+    extra_args: appended to the QEMU command. exit_code is negative (-signal) if QEMU itself died,
+    e.g. -6 after a CPU lockup (a fault inside a fault handler).
+    Raises KwsError (one line) when qemu-system-arm is missing, the ELF is missing, or the run
+    does not end within timeout_s.
+    """
+    elf = Path(elf)
+    if not elf.is_file():
+        raise KwsError(f"{elf}: firmware image not found (build it with kws.bench.qemu.build)")
+    if cwd is not None and not Path(cwd).is_dir():
+        raise KwsError(f"{cwd}: working directory for QEMU does not exist")
+    cmd = qemu_command(elf, icount_shift=icount_shift, semihosting=semihosting, idle_sleep=idle_sleep,
+                       extra_args=extra_args)
+    start = time.monotonic()
+    with _process(cmd, Path(cwd) if cwd is not None else None) as proc:
+        try:
+            out, err = proc.communicate(input=uart_input, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            tail = out.decode("utf-8", "replace").strip().splitlines()[-1:] if out else []
+            said = f"; last UART line: {tail[0]!r}" if tail else "; no UART output"
+            raise KwsError(f"{elf.name}: QEMU did not exit within {timeout_s:g} s{said}") from None
+    wall_s = time.monotonic() - start
+    return QemuResult(exit_code=proc.returncode, uart=out.decode("utf-8", "replace"), wall_s=wall_s,
+                      stderr=err.decode("utf-8", "replace"))
+
+
+def _last_error_line(text: str) -> str:
+    """The line of a make/compiler log that best says what failed."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for marker in ("***", "error:", "Error", "undefined reference", "No such file"):
+        hits = [ln for ln in lines if marker in ln and not ln.startswith("make: ***")]
+        if hits:
+            return hits[-1]
+    return lines[-1] if lines else "unknown error"
+
+
+def build(board: str, app: str, *, extra_srcs: Sequence[str | os.PathLike] = (),
+          extra_cflags: Sequence[str] = (), extra_inc: Sequence[str | os.PathLike] = (),
+          build_dir: str | os.PathLike | None = None, firmware_dir: str | os.PathLike | None = None,
+          make_vars: dict[str, str] | None = None) -> Path:
+    """Build firmware/apps/<app> for firmware/boards/<board> with the firmware Makefile; return the image.
+
+    extra_srcs / extra_inc: more C files / include folders. extra_cflags: one flag per item (quoted
+    for the shell, so -DNAME="text" defines a string). build_dir: output root (default firmware/build);
+    the image is <build_dir>/<board>/<app>.elf (host board: no suffix). make_vars: more NAME=value
+    Makefile variables (e.g. KERNELS_DIR, APP_DIR). Raises KwsError with the failing line of the log.
+    """
+    make = shutil.which("make")
+    if make is None:
+        raise KwsError("make not found on PATH: the firmware build needs GNU Make")
+    fw = Path(firmware_dir) if firmware_dir is not None else FIRMWARE_DIR
+    if not (fw / "Makefile").is_file():
+        raise KwsError(f"{fw}: no firmware Makefile (a source checkout is needed to build firmware)")
+    variables = {
+        "BOARD": board,
+        "APP": app,
+        "EXTRA_SRCS": " ".join(str(Path(s).resolve()) for s in extra_srcs),
+        "EXTRA_INC": " ".join(str(Path(s).resolve()) for s in extra_inc),
+        "EXTRA_CFLAGS": " ".join(shlex.quote(f) for f in extra_cflags),
+    }
+    if build_dir is not None:
+        variables["BUILD_DIR"] = str(Path(build_dir).resolve())
+    variables.update(make_vars or {})
+    args = [make, "--no-print-directory", "-C", str(fw)] + [f"{k}={v}" for k, v in variables.items()]
+    proc = subprocess.run(args + ["all"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        line = _last_error_line(proc.stderr + "\n" + proc.stdout)
+        raise KwsError(f"firmware build {board}/{app} failed: {line}")
+    where = subprocess.run(args + ["path"], capture_output=True, text=True)
+    image = Path(where.stdout.strip())
+    if where.returncode != 0 or not image.is_file():
+        raise KwsError(f"firmware build {board}/{app}: make reported no image ({where.stdout.strip()!r})")
+    return image

@@ -1,0 +1,125 @@
+// Board port for qemu-system-arm -M mps2-an386 (Arm MPS2 + AN386: Cortex-M4F at 25 MHz).
+//
+//   UART        CMSDK APB UART0 at 0x40004000 (QEMU serial0); RX interrupt = IRQ 0 (wakes board_idle)
+//   ticks       CMSDK APB Timer0 at 0x40000000, 25 MHz, a free-running down-counter, inverted here
+//   wake line   FPGAIO LED0 (bit 0 of 0x40028000), active high
+//   exit        ARM semihosting SYS_EXIT_EXTENDED: needs -semihosting-config enable=on
+//   audio       none yet (the weak defaults report it unsupported)
+//
+// Timing: run QEMU with -icount shift=N. Timer0 then advances exactly 2^N / 40 ticks per guest
+// instruction (one instruction = 2^N ns of virtual time, one tick = 40 ns), independent of host speed.
+
+#include "kws/board.h"
+#include "kws/semihost.h"
+
+typedef struct {
+    volatile uint32_t data;       // write: transmit a byte; read: the received byte (clears RXFULL)
+    volatile uint32_t state;      // bit 0 TX buffer full, bit 1 RX buffer full
+    volatile uint32_t ctrl;       // bit 0 TX enable, 1 RX enable, 2 TX irq enable, 3 RX irq enable
+    volatile uint32_t intstatus;  // bit 0 TX, bit 1 RX; write 1 to clear
+    volatile uint32_t bauddiv;    // PCLK / baud, >= 16
+} board_cmsdk_uart;
+
+typedef struct {
+    volatile uint32_t ctrl;       // bit 0 enable, bit 3 interrupt enable
+    volatile uint32_t value;      // current count (counts down at PCLK)
+    volatile uint32_t reload;     // loaded into value after it reaches 0 (writing it also sets value)
+    volatile uint32_t intstatus;  // bit 0: reached 0; write 1 to clear
+} board_cmsdk_timer;
+
+#define BOARD_UART0 ((board_cmsdk_uart *)0x40004000u)
+#define BOARD_TIMER0 ((board_cmsdk_timer *)0x40000000u)
+#define BOARD_FPGAIO_LED (*(volatile uint32_t *)0x40028000u)
+#define BOARD_NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+
+#define BOARD_PCLK_HZ 25000000u
+#define BOARD_BAUD 115200u
+
+#define BOARD_UART_TXFULL 0x1u
+#define BOARD_UART_RXFULL 0x2u
+#define BOARD_UART_TX_EN 0x1u
+#define BOARD_UART_RX_EN 0x2u
+#define BOARD_UART_RX_INTEN 0x8u
+#define BOARD_UART_INT_RX 0x2u
+#define BOARD_UART0_RX_IRQ 0u
+
+// Set by every interrupt handler of this board; board_idle() consumes it (see board.h for why).
+static volatile uint32_t board_interrupt_seen;
+
+void startup_irq0_handler(void);
+
+void board_init(void)
+{
+    BOARD_UART0->ctrl = 0u;
+    BOARD_UART0->bauddiv = BOARD_PCLK_HZ / BOARD_BAUD;
+    BOARD_UART0->intstatus = 0xFu;
+    BOARD_UART0->ctrl = BOARD_UART_TX_EN | BOARD_UART_RX_EN | BOARD_UART_RX_INTEN;
+    BOARD_NVIC_ISER0 = 1u << BOARD_UART0_RX_IRQ;
+
+    BOARD_TIMER0->ctrl = 0u;
+    BOARD_TIMER0->reload = 0xFFFFFFFFu;
+    BOARD_TIMER0->value = 0xFFFFFFFFu;
+    BOARD_TIMER0->intstatus = 1u;
+    BOARD_TIMER0->ctrl = 1u;
+
+    BOARD_FPGAIO_LED &= ~1u;
+}
+
+// The byte stays in the UART's data register until board_uart_read(); QEMU holds further input back
+// meanwhile, so nothing is lost. The handler only acknowledges the interrupt to wake board_idle().
+void startup_irq0_handler(void)
+{
+    BOARD_UART0->intstatus = BOARD_UART_INT_RX;
+    board_interrupt_seen = 1u;
+}
+
+uint32_t board_ticks(void) { return ~BOARD_TIMER0->value; }
+
+uint32_t board_ticks_hz(void) { return BOARD_PCLK_HZ; }
+
+size_t board_uart_write(const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        while (BOARD_UART0->state & BOARD_UART_TXFULL) {
+        }
+        BOARD_UART0->data = data[i];
+    }
+    return len;
+}
+
+size_t board_uart_read(uint8_t *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n < cap && (BOARD_UART0->state & BOARD_UART_RXFULL)) {
+        buf[n++] = (uint8_t)BOARD_UART0->data;
+    }
+    return n;
+}
+
+void board_wake_line(bool asserted)
+{
+    if (asserted) {
+        BOARD_FPGAIO_LED |= 1u;
+    } else {
+        BOARD_FPGAIO_LED &= ~1u;
+    }
+}
+
+// With interrupts masked, WFI still wakes on a pending interrupt, so an interrupt arriving between
+// the flag test and the WFI cannot be lost; it is taken right after `cpsie i`.
+void board_idle(void)
+{
+    __asm__ volatile("cpsid i" ::: "memory");
+    if (!board_interrupt_seen) {
+        __asm__ volatile("dsb\n\twfi" ::: "memory");
+    }
+    board_interrupt_seen = 0u;
+    __asm__ volatile("cpsie i\n\tisb" ::: "memory");
+}
+
+void board_exit(int status)
+{
+    while (BOARD_UART0->state & BOARD_UART_TXFULL) {
+    }
+    kws_semihost_exit(status);
+}

@@ -1,0 +1,141 @@
+// Reset and exception vectors for the AN386 (Cortex-M4F, 32 external interrupts).
+//
+// Reset: enable the FPU, copy .data from its load address, zero .bss, run main(), then pass main's
+// return value to board_exit(). Exceptions without a handler report themselves on the UART and end
+// the simulation with status 128 + exception number (HardFault: 131).
+// A handler is installed by defining the weak name, e.g. `void startup_irq8_handler(void)` (Timer0).
+// QEMU wiring (hw/arm/mps2.c): IRQ 0/1 UART0 RX/TX, 8 Timer0, 9 Timer1, 10 dual timer, 12 UART overflow.
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kws/board.h"
+
+extern uint32_t __data_load[];
+extern uint32_t __data_start[];
+extern uint32_t __data_end[];
+extern uint32_t __bss_start[];
+extern uint32_t __bss_end[];
+extern uint32_t __stack_top[];
+
+int main(void);
+
+void startup_reset_handler(void);
+void startup_default_handler(void);
+
+#define STARTUP_HANDLER(name) void name(void) __attribute__((weak, alias("startup_default_handler")))
+
+STARTUP_HANDLER(startup_nmi_handler);
+STARTUP_HANDLER(startup_hardfault_handler);
+STARTUP_HANDLER(startup_memmanage_handler);
+STARTUP_HANDLER(startup_busfault_handler);
+STARTUP_HANDLER(startup_usagefault_handler);
+STARTUP_HANDLER(startup_svc_handler);
+STARTUP_HANDLER(startup_debugmon_handler);
+STARTUP_HANDLER(startup_pendsv_handler);
+STARTUP_HANDLER(startup_systick_handler);
+STARTUP_HANDLER(startup_irq0_handler);
+STARTUP_HANDLER(startup_irq1_handler);
+STARTUP_HANDLER(startup_irq2_handler);
+STARTUP_HANDLER(startup_irq3_handler);
+STARTUP_HANDLER(startup_irq4_handler);
+STARTUP_HANDLER(startup_irq5_handler);
+STARTUP_HANDLER(startup_irq6_handler);
+STARTUP_HANDLER(startup_irq7_handler);
+STARTUP_HANDLER(startup_irq8_handler);
+STARTUP_HANDLER(startup_irq9_handler);
+STARTUP_HANDLER(startup_irq10_handler);
+STARTUP_HANDLER(startup_irq11_handler);
+STARTUP_HANDLER(startup_irq12_handler);
+STARTUP_HANDLER(startup_irq13_handler);
+STARTUP_HANDLER(startup_irq14_handler);
+STARTUP_HANDLER(startup_irq15_handler);
+STARTUP_HANDLER(startup_irq16_handler);
+STARTUP_HANDLER(startup_irq17_handler);
+STARTUP_HANDLER(startup_irq18_handler);
+STARTUP_HANDLER(startup_irq19_handler);
+STARTUP_HANDLER(startup_irq20_handler);
+STARTUP_HANDLER(startup_irq21_handler);
+STARTUP_HANDLER(startup_irq22_handler);
+STARTUP_HANDLER(startup_irq23_handler);
+STARTUP_HANDLER(startup_irq24_handler);
+STARTUP_HANDLER(startup_irq25_handler);
+STARTUP_HANDLER(startup_irq26_handler);
+STARTUP_HANDLER(startup_irq27_handler);
+STARTUP_HANDLER(startup_irq28_handler);
+STARTUP_HANDLER(startup_irq29_handler);
+STARTUP_HANDLER(startup_irq30_handler);
+STARTUP_HANDLER(startup_irq31_handler);
+
+typedef void (*startup_handler)(void);
+
+typedef struct {
+    uint32_t *initial_sp;
+    startup_handler handlers[15 + 32];
+} startup_vector_table;
+
+__attribute__((section(".vectors"), used)) const startup_vector_table startup_vectors = {
+    __stack_top,
+    {
+        startup_reset_handler,
+        startup_nmi_handler,
+        startup_hardfault_handler,
+        startup_memmanage_handler,
+        startup_busfault_handler,
+        startup_usagefault_handler,
+        0, 0, 0, 0,  // reserved
+        startup_svc_handler,
+        startup_debugmon_handler,
+        0,  // reserved
+        startup_pendsv_handler,
+        startup_systick_handler,
+        startup_irq0_handler, startup_irq1_handler, startup_irq2_handler, startup_irq3_handler,
+        startup_irq4_handler, startup_irq5_handler, startup_irq6_handler, startup_irq7_handler,
+        startup_irq8_handler, startup_irq9_handler, startup_irq10_handler, startup_irq11_handler,
+        startup_irq12_handler, startup_irq13_handler, startup_irq14_handler, startup_irq15_handler,
+        startup_irq16_handler, startup_irq17_handler, startup_irq18_handler, startup_irq19_handler,
+        startup_irq20_handler, startup_irq21_handler, startup_irq22_handler, startup_irq23_handler,
+        startup_irq24_handler, startup_irq25_handler, startup_irq26_handler, startup_irq27_handler,
+        startup_irq28_handler, startup_irq29_handler, startup_irq30_handler, startup_irq31_handler,
+    },
+};
+
+#define STARTUP_SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
+#define STARTUP_SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+
+void startup_reset_handler(void)
+{
+    // Full access to CP10/CP11 (the FPU) before any floating-point instruction: we build with
+    // -mfloat-abi=hard, so compiled code may use s0-s31 anywhere from here on.
+    STARTUP_SCB_CPACR |= 0xFu << 20;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    STARTUP_SCB_VTOR = (uint32_t)(uintptr_t)&startup_vectors;
+
+    memcpy(__data_start, __data_load, (size_t)((uintptr_t)__data_end - (uintptr_t)__data_start));
+    memset(__bss_start, 0, (size_t)((uintptr_t)__bss_end - (uintptr_t)__bss_start));
+
+    board_exit(main());
+}
+
+static void startup_put_decimal(uint32_t value)
+{
+    uint8_t text[10];
+    size_t n = sizeof text;
+    do {
+        text[--n] = (uint8_t)('0' + value % 10u);
+        value /= 10u;
+    } while (value != 0u && n > 0u);
+    board_uart_write(&text[n], sizeof text - n);
+}
+
+void startup_default_handler(void)
+{
+    static const char message[] = "kws: unhandled exception ";
+    uint32_t ipsr;
+    __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
+    ipsr &= 0x1FFu;
+    board_uart_write((const uint8_t *)message, sizeof message - 1u);
+    startup_put_decimal(ipsr);
+    board_uart_write((const uint8_t *)"\n", 1u);
+    board_exit(128 + (int)ipsr);
+}

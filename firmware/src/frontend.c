@@ -7,13 +7,13 @@
 
 #define KWS_LN2_Q31 1488522236  // round(ln(2) * 2^31)
 
-static int is_pow2(int32_t v) {
-    return v > 0 && (v & (v - 1)) == 0;
+static int is_pow4(int32_t v) {
+    return v > 0 && (v & (v - 1)) == 0 && (v & 0x55555555) != 0;
 }
 
 int kws_frontend_init(kws_frontend_t *fe, const kws_frontend_config_t *cfg) {
-    if (!is_pow2(cfg->fft_size) || cfg->fft_size < 16 || cfg->fft_size > KWS_FRONTEND_MAX_FFT ||
-        cfg->fft_size > 512 || cfg->window_samples < 1 || cfg->window_samples > cfg->fft_size ||
+    if (!is_pow4(cfg->fft_size / 2) || cfg->fft_size < 32 || cfg->fft_size > KWS_FRONTEND_MAX_FFT ||
+        cfg->fft_size > 512 || cfg->bin_lo < 0 || cfg->bin_hi > cfg->fft_size / 2 || cfg->bin_lo > cfg->bin_hi || cfg->window_samples < 1 || cfg->window_samples > cfg->fft_size ||
         cfg->hop_samples < 1 || cfg->num_mel < 1 || cfg->num_mel > KWS_FRONTEND_MAX_MEL || cfg->num_coeffs < 0 || cfg->num_coeffs > cfg->num_mel) {
         return -1;
     }
@@ -91,41 +91,16 @@ static int8_t to_int8(const kws_frontend_config_t *cfg, int64_t v_q48) {
 // One frame: history[0 .. window) -> one row.
 static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t *scratch) {
     const kws_frontend_config_t *cfg = fe->cfg;
-    int32_t *x = scratch->fft;
-    int32_t maxabs = 0;
-    for (int32_t i = 0; i < cfg->window_samples; i++) {
-        int32_t v = (int32_t)fe->history[i] * cfg->window[i];  // |v| < 2^30
-        x[i] = v;
-        int32_t a = v < 0 ? -v : v;
-        if (a > maxabs) {
-            maxabs = a;
-        }
-    }
-    // Block floating point: scale by 2^s so the largest sample lands in [2^20, 2^21].
-    int32_t s = 0;
-    if (maxabs > 0) {
-        s = 20 - (31 - __builtin_clz((uint32_t)maxabs));
-    }
-    if (s > 0) {
-        for (int32_t i = 0; i < cfg->window_samples; i++) {
-            x[i] *= (1 << s);
-        }
-    } else if (s < 0) {
-        const int32_t r = 1 << (-s - 1);
-        for (int32_t i = 0; i < cfg->window_samples; i++) {
-            x[i] = (x[i] + r) >> (-s);
-        }
-    }
-    for (int32_t i = cfg->window_samples; i < cfg->fft_size; i++) {
-        x[i] = 0;
-    }
-    kws_frontend_rfft_mag(cfg, scratch);
+    const int32_t s = kws_frontend_spectrum(cfg, fe->history, scratch);
 
-    // mag = |2 X| of (pcm * window_q15 * 2^s), so mel_int = mel(pcm units) * 2^(31 + s). In the
-    // log: ln(mel / norm + floor) = ln(mel_int + floor * norm * 2^(31+s)) - (31 + s) ln 2 - ln norm.
-    const int32_t shift = 21 - s;  // in [1, 30]: log_floor_q52 * norm * 2^(31 + s - 52)
-    const uint64_t floor_term = (cfg->log_floor_q52 * (uint32_t)fe->norm_max) >> shift;
-    const int32_t offset_q24 = (31 + s) * (1 << 24) + fe->log2_norm_q24;
+    // mag = |X| of (pcm * window_q15 * 2^s) / m (m = fft_size / 2, the half-size FFT's scaling), so
+    // mel_int = mel(pcm units) * 2^(30 + s - log2 m) with Q15 mel weights. In the log:
+    // ln(mel / norm + floor) = ln(mel_int + floor * norm * 2^e) - e ln 2 - ln norm, e = 30 + s - log2 m.
+    const int32_t e = 30 + s - (31 - __builtin_clz((uint32_t)(cfg->fft_size / 2)));
+    const int32_t shift = 52 - e;  // log_floor_q52 * norm * 2^(e - 52)
+    const uint64_t floor_prod = cfg->log_floor_q52 * (uint32_t)fe->norm_max;
+    const uint64_t floor_term = shift >= 0 ? floor_prod >> shift : floor_prod << (-shift);
+    const int32_t offset_q24 = e * (1 << 24) + fe->log2_norm_q24;
     int32_t ln_q24[KWS_FRONTEND_MAX_MEL];
     const uint16_t *w = cfg->mel_weights;
     for (int32_t b = 0; b < cfg->num_mel; b++) {
@@ -142,6 +117,7 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
     const int32_t *mat = cfg->out_matrix;
     for (int32_t j = 0; j < rows; j++) {
         int64_t acc = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
+#pragma GCC unroll 4
         for (int32_t b = 0; b < cfg->num_mel; b++) {
             acc += (int64_t)mat[b] * ln_q24[b];
         }

@@ -8,7 +8,6 @@
 // Each clip is also run through kws_frontend_clip; a mismatch with the streamed rows fails the run.
 // UART: one summary line. Exit status 0, or 1 on any error.
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "kws/board.h"
@@ -34,6 +33,19 @@ static kws_frontend_scratch_t scratch;
 
 static void say(const char *s) {
     board_uart_write((const uint8_t *)s, strlen(s));
+}
+
+// Decimal text of v (no stdio: newlib's printf family would pull in the heap).
+static void say_u64(const char *label, uint64_t v) {
+    char buf[24];
+    int i = (int)sizeof(buf);
+    buf[--i] = '\0';
+    do {
+        buf[--i] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0 && i > 0);
+    say(label);
+    say(&buf[i]);
 }
 
 static int fail(const char *why) {
@@ -93,10 +105,14 @@ int main(void) {
     kws_semihost_close(in);
     kws_semihost_close(out);
     kws_semihost_close(tk);
-    char line[160];
-    snprintf(line, sizeof(line), "frontend_check %s clips=%ld rows=%d ticks_total=%lu min=%lu max=%lu state=%u scratch=%u\n",
-             KWS_FRONTEND_PRESET, (long)clips, CHECK_ROWS, (unsigned long)total_ticks, (unsigned long)min_ticks,
-             (unsigned long)max_ticks, (unsigned)sizeof(kws_frontend_t), (unsigned)sizeof(kws_frontend_scratch_t));
-    say(line);
+    say("frontend_check " KWS_FRONTEND_PRESET);
+    say_u64(" clips=", (uint64_t)clips);
+    say_u64(" rows=", CHECK_ROWS);
+    say_u64(" ticks_total=", total_ticks);
+    say_u64(" min=", min_ticks);
+    say_u64(" max=", max_ticks);
+    say_u64(" state=", sizeof(kws_frontend_t));
+    say_u64(" scratch=", sizeof(kws_frontend_scratch_t));
+    say("\n");
     return 0;
 }

@@ -3,7 +3,7 @@
 // The Python toolchain loads this same code as a host shared library for every feature it computes
 // (DESIGN.md decision 1), so training and device features are identical by construction.
 //
-// Pipeline per frame (all integer): periodic Hann window (Q15) -> block-floating-point scaling ->
+// Pipeline per frame (all integer): block-floating-point scaling -> periodic Hann window (Q15) ->
 // real FFT (fft_size points, frame zero-padded) -> |X[k]| -> mel filterbank (Q15 weights) ->
 // ln(mel / norm_max + log_floor) in Q24 -> DCT-II (or the log-mel bands) scaled by 1/out_scale ->
 // + out_zero_point -> int8 with the preset's rounding and overflow rule.
@@ -51,7 +51,7 @@ enum kws_frontend_overflow {
 typedef struct {
     int32_t window_samples;          // frame length, <= fft_size
     int32_t hop_samples;             // frame step
-    int32_t fft_size;                // power of two, 16..KWS_FRONTEND_MAX_FFT
+    int32_t fft_size;                // 32, 128 or 512 (fft_size / 2 a power of 4), <= KWS_FRONTEND_MAX_FFT
     int32_t num_mel;                 // mel bands
     int32_t num_coeffs;              // DCT coefficients output; 0 = output the num_mel log-mel bands
     int32_t normalize;               // enum kws_frontend_normalize
@@ -60,9 +60,11 @@ typedef struct {
     int32_t clip_samples;            // whole-clip interface: clips are cut/zero-padded to this (0: as given)
     uint64_t log_floor_q52;          // log_floor * 2^52, rounded (log_floor < 2^-12)
     int32_t out_zero_point;          // added before rounding
+    int32_t bin_lo, bin_hi;          // FFT bins the mel bands use (only these magnitudes are computed)
     const int16_t *window;           // [window_samples] periodic Hann, Q15
-    const int32_t *twiddle;          // [fft_size / 2] pairs (cos, -sin) of 2*pi*k/fft_size, Q30
-    const uint8_t *bitrev;           // [fft_size / 2] bit-reversal permutation of the half-size FFT (fft_size <= 512)
+    const int32_t *twiddle;          // [3 * fft_size / 4] exp(-2 pi i k / fft_size): cos (Q15) in the low
+                                     // half-word, -sin (Q15) in the high half-word
+    const uint8_t *digitrev;         // [fft_size / 2] base-4 digit reversal of the half-size FFT
     const uint16_t *mel_first_bin;   // [num_mel] first FFT bin of each band
     const uint16_t *mel_num_bins;    // [num_mel] bins in each band
     const uint16_t *mel_weights;     // [sum(mel_num_bins)] band weights, Q15 (32768 = 1.0), band after band
@@ -117,11 +119,12 @@ int kws_frontend_push(kws_frontend_t *fe, const int16_t *hop, int8_t *row, kws_f
 int32_t kws_frontend_clip(kws_frontend_t *fe, const kws_frontend_config_t *cfg, const int16_t *pcm, int32_t n,
                           int8_t *out, int32_t max_rows, kws_frontend_scratch_t *scratch);
 
-// The real FFT used by the frontend (firmware/src/frontend_fft.c; kernels/<arch>/ may replace it
-// with a bit-identical version): in-place on scratch->fft holding fft_size real int32 samples with
-// |x| < 2^21; on return scratch->mag[k] = round-ish |X[k]| for k = 0..fft_size/2 (see the source
-// for the exact integer definition, which every implementation reproduces bit for bit).
-void kws_frontend_rfft_mag(const kws_frontend_config_t *cfg, kws_frontend_scratch_t *scratch);
+// The windowed real-FFT magnitude used by the frontend (firmware/src/frontend_fft.c): reads
+// frame[0 .. window_samples) (int16), writes scratch->mag[k] = |X[k]| of
+// (frame * window_q15 * 2^s) / (fft_size / 2) for k in [cfg->bin_lo, cfg->bin_hi], and returns
+// the block-scaling exponent s. The source states the exact integer definition, which every
+// build reproduces bit for bit.
+int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *frame, kws_frontend_scratch_t *scratch);
 
 #ifdef __cplusplus
 }

@@ -72,7 +72,8 @@ class _Config(ctypes.Structure):
         ("num_mel", ctypes.c_int32), ("num_coeffs", ctypes.c_int32), ("normalize", ctypes.c_int32),
         ("rounding", ctypes.c_int32), ("overflow", ctypes.c_int32), ("clip_samples", ctypes.c_int32),
         ("log_floor_q52", ctypes.c_uint64), ("out_zero_point", ctypes.c_int32),
-        ("window", ctypes.c_void_p), ("twiddle", ctypes.c_void_p), ("bitrev", ctypes.c_void_p),
+        ("bin_lo", ctypes.c_int32), ("bin_hi", ctypes.c_int32),
+        ("window", ctypes.c_void_p), ("twiddle", ctypes.c_void_p), ("digitrev", ctypes.c_void_p),
         ("mel_first_bin", ctypes.c_void_p), ("mel_num_bins", ctypes.c_void_p), ("mel_weights", ctypes.c_void_p),
         ("out_matrix", ctypes.c_void_p), ("log2_table", ctypes.c_void_p),
     ]
@@ -86,12 +87,13 @@ class NativeFrontend:
         p = tables.preset
         # Keep the arrays alive as long as the config points into them.
         self._arrays = {k: np.ascontiguousarray(getattr(tables, k)) for k in
-                        ("window", "twiddle", "bitrev", "mel_first_bin", "mel_num_bins", "mel_weights",
+                        ("window", "twiddle", "digitrev", "mel_first_bin", "mel_num_bins", "mel_weights",
                          "out_matrix", "log2_table")}
         self.config = _Config(
             p.window_samples, p.hop_samples, p.fft_size, p.num_mel, p.num_coeffs,
             ENUM_VALUES["normalize"][p.normalize], ENUM_VALUES["rounding"][p.out_rounding],
             ENUM_VALUES["overflow"][p.out_overflow], p.clip_samples, tables.log_floor_q52, p.out_zero_point,
+            tables.bin_lo, tables.bin_hi,
             *(a.ctypes.data for a in self._arrays.values()))
         self.lib = _lib()
 

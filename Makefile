@@ -11,13 +11,13 @@ CONFIG ?= configs/default.toml
 BOARD ?= qemu_mps2_an386
 PYTEST_ARGS ?=
 
-.PHONY: help setup train test bench-data firmware sim flash bench clean
+.PHONY: help setup train test benchmarks bench-data bench-frontend firmware sim flash bench clean
 
 help:
 	@echo "make setup     install system packages (apt) and .venv with kws (idempotent)"
 	@echo "make train     build the default wake-word model from $(CONFIG), offline"
 	@echo "make test      run the test suite"
-	@echo "make bench-data  rewrite the data section of BENCHMARKS.md (needs ../shared)"
+	@echo "make benchmarks  rerun tools/bench_*.py and rewrite BENCHMARKS.md (needs ../shared)"
 	@echo "make firmware | sim | flash | bench   (see README)"
 
 # System packages are checked every time (a few ms when present); the venv is rebuilt when
@@ -39,12 +39,17 @@ test: setup
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+benchmarks: bench-data bench-frontend
+
 bench-data: setup
 	$(PY) tools/bench_data.py
+
+bench-frontend: setup
+	$(PY) tools/bench_frontend.py
 
 firmware sim flash bench: setup
 	@echo "make $@: the firmware and benchmark harness are not built yet (issues 6 and 7)" >&2; exit 1
 
 # Removes build outputs only; never data/ or models/.
 clean:
-	rm -rf build firmware/build .pytest_cache
+	rm -rf build firmware/build .pytest_cache toolchain/kws/features/_frontend_*.so

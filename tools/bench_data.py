@@ -26,11 +26,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "toolchain"))
+sys.path.insert(0, str(REPO / "tools"))
 
 from kws import config  # noqa: E402
 from kws.data import manifest, synth, tts, validate  # noqa: E402
 
-BEGIN, END = "<!-- BEGIN data (tools/bench_data.py) -->", "<!-- END data -->"
+from benchmarks_md import write_section  # noqa: E402
 
 
 def _timed(fn, *args, **kwargs):
@@ -117,7 +118,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     args = ap.parse_args()
     real = Path(args.shared) / "data" / "real"
-    lines = [BEGIN, "## Data acquisition and validation (issue 2)\n",
+    lines = ["## Data acquisition and validation (issue 2)\n",
              f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {platform.python_version()}, "
              f"2 cores; wall-clock times are single runs unless a median is stated. Rerun: "
              f"`.venv/bin/python tools/bench_data.py`.\n"]
@@ -150,18 +151,8 @@ def main() -> int:
                  "fingerprint needs a spectrum that changes over time: steady noise (e.g. two cuts of the same "
                  "background noise in Speech Commands' `_silence_`) is not compared, and it ignores pitch, so "
                  "festival's single HTS voice at the same speaking rate but another pitch is flagged (warnings only).\n")
-    lines.append(END)
     section = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    text = out.read_text() if out.exists() else "# BENCHMARKS\n\nEvery figure here is produced by a script in `tools/`; rerun it to check.\n\n"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp_out = out.with_suffix(".md.tmp")
-    tmp_out.write_text(text)
-    tmp_out.replace(out)
+    write_section(Path(args.out), "data", "tools/bench_data.py", section)
     print(section)
     return 0
 

@@ -97,7 +97,9 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
     // mel_int = mel(pcm units) * 2^(30 + s - log2 m) with Q15 mel weights. In the log:
     // ln(mel / norm + floor) = ln(mel_int + floor * norm * 2^e) - e ln 2 - ln norm, e = 30 + s - log2 m.
     const int32_t e = 30 + s - (31 - __builtin_clz((uint32_t)(cfg->fft_size / 2)));
-    const int32_t shift = 52 - e;  // log_floor_q52 * norm * 2^(e - 52)
+    // log_floor_q52 * norm * 2^(e - 52). Since |pcm| <= norm (clip_max) or norm = 32768 (fixed),
+    // s >= 13 - log2(norm) and this term keeps at least 15 significant bits.
+    const int32_t shift = 52 - e;
     const uint64_t floor_prod = cfg->log_floor_q52 * (uint32_t)fe->norm_max;
     const uint64_t floor_term = shift >= 0 ? floor_prod >> shift : floor_prod << (-shift);
     const int32_t offset_q24 = e * (1 << 24) + fe->log2_norm_q24;

@@ -1,7 +1,7 @@
 // Windowed real-FFT magnitude for the frontend (see kws_frontend_spectrum in frontend.h).
 //
 // Exact integer definition, the same on every target (host and Cortex-M produce the same bytes):
-//  1. s = 13 - floor(log2(max |frame|)) (0 for a silent frame), so |frame * window * 2^s| <= 2^29.
+//  1. s = 13 - floor(log2(max |frame|)) (13 for a silent frame), so |frame * window * 2^s| <= 2^29.
 //     v[n] = frame[n] * window[n] (Q15) scaled by 2^s (rounding right shift when s < 0), zero past
 //     window_samples, read as m = fft_size/2 complex points z[n] = v[2n] + i v[2n+1], stored in
 //     base-4 digit-reversed order.
@@ -108,7 +108,7 @@ int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *f
         int32_t v = frame[i];
         bits |= (uint32_t)(v < 0 ? -v : v);
     }
-    const int32_t s = bits ? 13 - (31 - __builtin_clz(bits)) : 0;
+    const int32_t s = bits ? 13 - (31 - __builtin_clz(bits)) : 13;  // silent: as for a peak of 1
     const int16_t *w = cfg->window;
     const uint8_t *rev = cfg->digitrev;
     const int32_t full = n / 2;  // complex points with both samples inside the window

@@ -68,20 +68,19 @@ def run_check(clips: np.ndarray, *, preset: str = "mlperf_kws01", elf: Path | No
 
 
 def memory_report(elf: Path) -> dict:
-    """Bytes of the frontend in an ARM image: table flash (generated const arrays + config), code,
-    and the RAM of one kws_frontend_t state and one scratch (from the symbol sizes)."""
-    out = subprocess.run(["arm-none-eabi-nm", "--size-sort", "-S", str(elf)], capture_output=True, text=True)
+    """Bytes of the frontend in an ARM image: table flash (the generated const arrays and config,
+    from the symbol sizes), code flash (.text of frontend.c and frontend_fft.c's objects), and the RAM
+    of the app's one kws_frontend_t state and one scratch."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True)
     if out.returncode != 0:
         raise KwsError(f"{elf}: arm-none-eabi-nm failed ({out.stderr.strip()})")
-    sizes: dict[str, tuple[str, int]] = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            sizes[parts[3]] = (parts[2], int(parts[1], 16))
-    tables_b = sum(s for n, (_, s) in sizes.items() if n.startswith("kws_frontend_") and n.endswith(
-        ("_window", "_twiddle", "_digitrev", "_first_bin", "_num_bins", "_weights", "_matrix", "_table"))) \
-        + sizes.get("kws_frontend_config", ("", 0))[1]
-    code = sum(s for n, (t, s) in sizes.items() if t in "tT" and (n.startswith("kws_frontend") or n in (
-        "frame_to_row", "log2_q24", "kws_isqrt64", "to_int8", "mul_q30")))
+    sizes = {parts[3]: int(parts[1], 16) for parts in map(str.split, out.stdout.splitlines()) if len(parts) == 4}
+    table_names = ("window", "twiddle", "digitrev", "mel_first_bin", "mel_num_bins", "mel_weights", "out_matrix",
+                   "log2_table")
+    tables_b = sum(sizes.get(f"kws_frontend_{n}", 0) for n in table_names) + sizes.get("kws_frontend_config", 0)
+    code = 0
+    for obj in elf.parent.rglob("frontend*.c.o"):
+        sec = subprocess.run(["arm-none-eabi-size", "-A", str(obj)], capture_output=True, text=True).stdout
+        code += sum(int(p[1]) for p in map(str.split, sec.splitlines()) if len(p) >= 2 and p[0].startswith(".text"))
     return {"table_flash_bytes": tables_b, "code_flash_bytes": code,
-            "state_ram_bytes": sizes.get("fe", ("", 0))[1], "scratch_ram_bytes": sizes.get("scratch", ("", 0))[1]}
+            "state_ram_bytes": sizes.get("fe", 0), "scratch_ram_bytes": sizes.get("scratch", 0)}

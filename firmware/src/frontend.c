@@ -115,10 +115,17 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
         int32_t l2 = log2_q24(cfg, acc + floor_term) - offset_q24;
         ln_q24[b] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
     }
-    const int32_t rows = cfg->num_coeffs ? cfg->num_coeffs : cfg->num_mel;
+    const int64_t zp_q48 = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
     const int32_t *mat = cfg->out_matrix;
-    for (int32_t j = 0; j < rows; j++) {
-        int64_t acc = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
+    if (cfg->num_coeffs == 0) {
+        // Log-mel output: the matrix is diagonal (1 / out_scale), so only its diagonal is used.
+        for (int32_t b = 0; b < cfg->num_mel; b++) {
+            row[b] = to_int8(cfg, zp_q48 + (int64_t)mat[b * (cfg->num_mel + 1)] * ln_q24[b]);
+        }
+        return;
+    }
+    for (int32_t j = 0; j < cfg->num_coeffs; j++) {
+        int64_t acc = zp_q48;
 #pragma GCC unroll 4
         for (int32_t b = 0; b < cfg->num_mel; b++) {
             acc += (int64_t)mat[b] * ln_q24[b];

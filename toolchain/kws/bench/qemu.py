@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -141,7 +142,9 @@ def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float
 def _last_error_line(text: str) -> str:
     """The line of a make/compiler log that best says what failed."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for marker in ("***", "error:", "Error", "undefined reference", "No such file"):
+    # make's own "make[N]: *** [target] Error 1" lines only say that something failed.
+    lines = [ln for ln in lines if not re.match(r"make(\[\d+\])?: \*\*\* \[", ln)] or lines
+    for marker in ("error:", "undefined reference", "No such file", "***", "Error"):
         hits = [ln for ln in lines if marker in ln and not ln.startswith("make: ***")]
         if hits:
             return hits[-1]
@@ -176,11 +179,13 @@ def build(board: str, app: str, *, extra_srcs: Sequence[str | os.PathLike] = (),
         variables["BUILD_DIR"] = str(Path(build_dir).resolve())
     variables.update(make_vars or {})
     args = [make, "--no-print-directory", "-C", str(fw)] + [f"{k}={v}" for k, v in variables.items()]
-    proc = subprocess.run(args + ["all"], capture_output=True, text=True)
+    # Run make on its own, not as a sub-make of a caller's `make` (MAKEFLAGS would change its output).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    proc = subprocess.run(args + ["all"], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         line = _last_error_line(proc.stderr + "\n" + proc.stdout)
         raise KwsError(f"firmware build {board}/{app} failed: {line}")
-    where = subprocess.run(args + ["path"], capture_output=True, text=True)
+    where = subprocess.run(args + ["path"], capture_output=True, text=True, env=env)
     image = Path(where.stdout.strip())
     if where.returncode != 0 or not image.is_file():
         raise KwsError(f"firmware build {board}/{app}: make reported no image ({where.stdout.strip()!r})")

@@ -113,7 +113,7 @@ class NativeFrontend:
         p = self.tables.preset
         pcm = np.ascontiguousarray(pcm, dtype=np.int16)
         n = len(pcm) - len(pcm) % p.hop_samples
-        rows = max(p.frames_for(n) if not p.clip_samples else 1 + max(n - p.window_samples, -1) // p.hop_samples, 0)
+        rows = 0 if n < p.window_samples else 1 + (n - p.window_samples) // p.hop_samples
         out = np.zeros((max(rows, 1), p.row_size), dtype=np.int8)
         got = self.lib.kws_host_stream(ctypes.byref(self.config), pcm.ctypes.data, n, int(norm_max),
                                        out.ctypes.data, rows)

@@ -123,3 +123,22 @@ void board_exit(int status)
     }
     kws_semihost_exit(status);
 }
+
+// An exception without a handler (boards/common/cortex_m_startup.c): say which on the UART and end
+// the simulation with status 128 + exception number (HardFault: 131).
+void startup_unhandled(uint32_t exception);
+void startup_unhandled(uint32_t exception)
+{
+    static const char message[] = "kws: unhandled exception ";
+    uint8_t text[10];
+    size_t n = sizeof text;
+    uint32_t value = exception;
+    do {
+        text[--n] = (uint8_t)('0' + value % 10u);
+        value /= 10u;
+    } while (value != 0u && n > 0u);
+    board_uart_write((const uint8_t *)message, sizeof message - 1u);
+    board_uart_write(&text[n], sizeof text - n);
+    board_uart_write((const uint8_t *)"\n", 1u);
+    board_exit(128 + (int)exception);
+}

@@ -1,16 +1,8 @@
 # Template for a new Cortex-M4F board: copy the folder, then set the memory map (linker.ld), the IRQ
-# count (startup.c), the CPU flags below and BOARD_FEATURES (e.g. semihost, if a debugger is attached).
+# count below (STARTUP_NUM_IRQS) and BOARD_FEATURES (e.g. semihost, if a debugger is attached).
+# boards/common/ holds the shared Cortex-M startup and compiler flags; a non-M4F part sets its own.
 
-CROSS_COMPILE ?= arm-none-eabi-
-CC := $(CROSS_COMPILE)gcc
-SIZE := $(CROSS_COMPILE)size
+include $(BOARD_DIR)/../common/cortex_m4f.mk
 
-BOARD_ARCH := cortex_m4
 BOARD_FEATURES :=
-BOARD_EXE_SUFFIX := .elf
-
-BOARD_CPU_FLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
-BOARD_CFLAGS := $(BOARD_CPU_FLAGS) -O2 -g -ffunction-sections -fdata-sections
-BOARD_LDFLAGS = $(BOARD_CPU_FLAGS) -nostartfiles --specs=nano.specs -T $(BOARD_DIR)/linker.ld \
-	-Wl,--gc-sections -Wl,--fatal-warnings -Wl,-Map=$(TARGET_BASE).map
-BOARD_SRCS := $(BOARD_DIR)/startup.c $(BOARD_DIR)/board.c
+BOARD_CFLAGS += -DSTARTUP_NUM_IRQS=8

@@ -1,15 +1,24 @@
-// Reset and exception vectors for the AN386 (Cortex-M4F, 32 external interrupts).
+// Cortex-M startup shared by the ARM boards: vector table, reset, default exception handler.
 //
-// Reset: enable the FPU, copy .data from its load address, zero .bss, run main(), then pass main's
-// return value to board_exit(). Exceptions without a handler report themselves on the UART and end
-// the simulation with status 128 + exception number (HardFault: 131).
-// A handler is installed by defining the weak name, e.g. `void startup_irq8_handler(void)` (Timer0).
-// QEMU wiring (hw/arm/mps2.c): IRQ 0/1 UART0 RX/TX, 8 Timer0, 9 Timer1, 10 dual timer, 12 UART overflow.
+// Reset: enable the FPU (we build with -mfloat-abi=hard), copy .data from its load address, zero
+// .bss, run main(), then pass main's return value to board_exit().
+// The board's board.mk sets -DSTARTUP_NUM_IRQS=<external interrupts> (a multiple of 8, at most 32)
+// and its linker script provides __data_load/__data_start/__data_end/__bss_start/__bss_end/__stack_top.
+// A handler is installed by defining the weak name, e.g. `void startup_irq8_handler(void)`.
+// An exception without a handler calls startup_unhandled(exception number): by default it stops
+// there (a debugger shows where); a board may define it to report and exit instead.
 
 #include <stdint.h>
 #include <string.h>
 
 #include "kws/board.h"
+
+#ifndef STARTUP_NUM_IRQS
+#error "board.mk must define STARTUP_NUM_IRQS"
+#endif
+#if STARTUP_NUM_IRQS % 8 != 0 || STARTUP_NUM_IRQS < 8 || STARTUP_NUM_IRQS > 32
+#error "STARTUP_NUM_IRQS must be 8, 16, 24 or 32"
+#endif
 
 extern uint32_t __data_load[];
 extern uint32_t __data_start[];
@@ -22,6 +31,7 @@ int main(void);
 
 void startup_reset_handler(void);
 void startup_default_handler(void);
+void startup_unhandled(uint32_t exception);
 
 #define STARTUP_HANDLER(name) void name(void) __attribute__((weak, alias("startup_default_handler")))
 
@@ -71,7 +81,7 @@ typedef void (*startup_handler)(void);
 
 typedef struct {
     uint32_t *initial_sp;
-    startup_handler handlers[15 + 32];
+    startup_handler handlers[15 + STARTUP_NUM_IRQS];
 } startup_vector_table;
 
 __attribute__((section(".vectors"), used)) const startup_vector_table startup_vectors = {
@@ -91,12 +101,18 @@ __attribute__((section(".vectors"), used)) const startup_vector_table startup_ve
         startup_systick_handler,
         startup_irq0_handler, startup_irq1_handler, startup_irq2_handler, startup_irq3_handler,
         startup_irq4_handler, startup_irq5_handler, startup_irq6_handler, startup_irq7_handler,
+#if STARTUP_NUM_IRQS > 8
         startup_irq8_handler, startup_irq9_handler, startup_irq10_handler, startup_irq11_handler,
         startup_irq12_handler, startup_irq13_handler, startup_irq14_handler, startup_irq15_handler,
+#endif
+#if STARTUP_NUM_IRQS > 16
         startup_irq16_handler, startup_irq17_handler, startup_irq18_handler, startup_irq19_handler,
         startup_irq20_handler, startup_irq21_handler, startup_irq22_handler, startup_irq23_handler,
+#endif
+#if STARTUP_NUM_IRQS > 24
         startup_irq24_handler, startup_irq25_handler, startup_irq26_handler, startup_irq27_handler,
         startup_irq28_handler, startup_irq29_handler, startup_irq30_handler, startup_irq31_handler,
+#endif
     },
 };
 
@@ -117,25 +133,16 @@ void startup_reset_handler(void)
     board_exit(main());
 }
 
-static void startup_put_decimal(uint32_t value)
+__attribute__((weak)) void startup_unhandled(uint32_t exception)
 {
-    uint8_t text[10];
-    size_t n = sizeof text;
-    do {
-        text[--n] = (uint8_t)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u && n > 0u);
-    board_uart_write(&text[n], sizeof text - n);
+    (void)exception;
+    for (;;) {
+    }
 }
 
 void startup_default_handler(void)
 {
-    static const char message[] = "kws: unhandled exception ";
     uint32_t ipsr;
     __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
-    ipsr &= 0x1FFu;
-    board_uart_write((const uint8_t *)message, sizeof message - 1u);
-    startup_put_decimal(ipsr);
-    board_uart_write((const uint8_t *)"\n", 1u);
-    board_exit(128 + (int)ipsr);
+    startup_unhandled(ipsr & 0x1FFu);
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -199,10 +200,8 @@ def emit_c(t: Tables) -> tuple[str, str]:
     return header, source
 
 
-def write_c(t: Tables, out_dir) -> tuple["Path", "Path"]:
+def write_c(t: Tables, out_dir) -> tuple[Path, Path]:
     """Write kws_frontend_config.h/.c into out_dir (atomically); returns their paths."""
-    from pathlib import Path
-
     from kws.fileio import atomic_path
 
     out_dir = Path(out_dir)

@@ -131,7 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
              ["kws train --config configs/default.toml", "kws train --word computer --out models/computer"])
     t.add_argument("--config", default=None, help="TOML config (see configs/default.toml)")
     t.add_argument("--word", default=None, help="wake word (short form, all defaults)")
-    t.add_argument("--out", default=None, help="model folder (short form)")
+    t.add_argument("--out", default=None, help="model folder (default from the config or the word)")
+    t.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                   help="tf.distribute strategy: one device, all local devices, or the workers in TF_CONFIG")
+    t.add_argument("--cpu-devices", type=int, default=None,
+                   help="split the CPU into N logical devices (to run --strategy mirrored on one CPU)")
+    t.add_argument("--finetune-from", default=None, metavar="MODEL_DIR",
+                   help="start from this trained model and adapt it on the config's data (few real clips)")
+    t.add_argument("--epochs", type=int, default=None, help="override train.epochs (or train.finetune_epochs)")
+    t.add_argument("--force", action="store_true",
+                   help="replace an existing model folder (the old one is kept as OUT.old-<time>)")
     f = _add(sub, "features", "compute int8 features with the C frontend (the device's own code)",
              """Features of audio files or folders (16 kHz mono; nothing is resampled silently) with the
              integer C frontend the firmware runs. OUT.npz holds x int8 [N, frames, coeffs], names, labels.""",
@@ -160,7 +169,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         from kws.train import pipeline
-        return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out)
+        return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out, strategy=args.strategy,
+                                cpu_devices=args.cpu_devices, finetune_from=args.finetune_from, epochs=args.epochs,
+                                force=args.force)
     raise AssertionError(args.command)
 
 

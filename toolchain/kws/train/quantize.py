@@ -47,3 +47,48 @@ def tflite_ops(model_bytes: bytes) -> list[str]:
     sg = m.subgraphs[0]
     return [names[max(m.operatorCodes[op.opcodeIndex].builtinCode, m.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)]
             for op in sg.operators]
+
+
+def with_extremes(q: np.ndarray) -> np.ndarray:
+    """int8 feature windows [n, frames, bins] plus one copy of the first holding -128 and 127, so the
+    calibrated input range is the whole int8 range: then the model's input quantization is the
+    frontend's own (scale, zero point) and the device feeds frontend codes to the model unchanged."""
+    extra = q[:1].copy()
+    extra[0, 0, 0], extra[0, -1, -1] = -128, 127
+    return np.concatenate([q, extra])
+
+
+def input_quantization(model_bytes: bytes) -> tuple[float, int]:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    sg = m.subgraphs[0]
+    t = sg.tensors[sg.inputs[0]]
+    return float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0])
+
+
+def check_input_matches(model_bytes: bytes, preset) -> None:
+    """The int8 model must read the frontend's codes as they are (same scale and zero point)."""
+    scale, zp = input_quantization(model_bytes)
+    if zp != preset.out_zero_point or abs(scale - preset.out_scale) > 1e-5 * preset.out_scale:
+        raise KwsError(f"int8 model input quantization (scale {scale}, zero point {zp}) differs from frontend "
+                       f"preset {preset.name} ({preset.out_scale}, {preset.out_zero_point})")
+
+
+def activation_peak_bytes(model_bytes: bytes) -> int:
+    """The largest sum of one operator's non-constant input and output tensor sizes: the RAM a
+    sequential int8 graph needs at least for activations (a lower bound on any arena)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    sg = m.subgraphs[0]
+    itemsize = {schema.TensorType.INT8: 1, schema.TensorType.UINT8: 1, schema.TensorType.INT16: 2,
+                schema.TensorType.INT32: 4, schema.TensorType.FLOAT32: 4}
+
+    def size(i: int) -> int:
+        t = sg.tensors[i]
+        if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data):
+            return 0            # weights live in flash
+        return int(np.prod(t.shape)) * itemsize.get(t.type, 4)
+
+    return max((sum(size(i) for i in list(op.inputs) + list(op.outputs) if i >= 0) for op in sg.operators), default=0)

@@ -103,7 +103,6 @@ def _data_parsers(sub) -> None:
 def _later_parsers(sub) -> None:
     """Stages that later issues build; they exist now so `kws --help` shows the whole pipeline."""
     for name, issue, help_, example in [
-        ("eval", 4, "stream audio through the deployed path and report FRR / false accepts per hour", "kws eval models/nova --positives P --negatives N"),
         ("compile", 5, "compile an int8 .tflite model to C", "kws compile model_int8.tflite --out build/model"),
         ("sim", 5, "run a compiled model in a simulator (tflm, host, qemu)", "kws sim model.tflite --inputs x.npy --out y.npy --engine host"),
         ("export", 5, "export a model as an aligned C array for TFLM users", "kws export models/nova --out build/export"),
@@ -151,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output .npz (must not exist)")
     f.add_argument("--clip-samples", type=int, default=None,
                    help="pad/cut every clip to this many samples (presets without a fixed clip length)")
+    from kws.evaluate import run as eval_run
+
+    eval_run.add_parser(sub, _add)
     _later_parsers(sub)
     return parser
 
@@ -167,6 +169,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         info = extract.extract(args.inputs, preset=args.preset, out=args.out, clip_samples=args.clip_samples)
         print(f"wrote {info['out']}: x {info['shape']} int8 ({info['preset']})")
         return 0
+    if args.command == "eval":
+        from kws.evaluate import run as eval_run
+        return eval_run.run_cli(args)
     if args.command == "train":
         from kws.train import pipeline
         return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out, strategy=args.strategy,

@@ -56,34 +56,46 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def make_sequence(items, maker: dataset.WindowMaker, *, batch_size: int, seed: int, arch: str,
-                  num_classes: int, balance: bool):
-    """A keras PyDataset of augmented windows: (x float32 [b, *input], y int32 [b], w float32 [b])."""
-    import keras
+class WindowBatches:
+    """Augmented training batches, each a pure function of (seed, epoch, batch index):
+    (x float32 [b, *input], y int32 [b], w float32 [b] class-balancing weights)."""
 
-    labels = np.array([it.label for it in items], dtype=np.int32)
-    weights = class_weights(labels, num_classes) if balance else np.ones(num_classes, np.float32)
+    def __init__(self, items, maker: dataset.WindowMaker, *, batch_size: int, seed: int, arch: str,
+                 num_classes: int, balance: bool):
+        self.items, self.maker, self.batch_size, self.seed, self.arch = items, maker, batch_size, seed, arch
+        self.labels = np.array([it.label for it in items], dtype=np.int32)
+        self.weights = class_weights(self.labels, num_classes) if balance else np.ones(num_classes, np.float32)
 
-    class Windows(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch = 0
+    def __len__(self) -> int:
+        return math.ceil(len(self.items) / self.batch_size)
 
-        def __len__(self):
-            return math.ceil(len(items) / batch_size)
+    def batch(self, epoch: int, idx: int):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
+        ids = order[idx * self.batch_size: (idx + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, epoch, idx])
+        q = np.stack([self.maker.features(self.items[i], rng) for i in ids])
+        y = self.labels[ids]
+        return dataset.to_model_input(q, self.maker.preset, self.arch), y, self.weights[y]
 
-        def __getitem__(self, idx):
-            order = np.random.default_rng([seed, self.epoch]).permutation(len(items))
-            ids = order[idx * batch_size: (idx + 1) * batch_size]
-            rng = np.random.default_rng([seed, self.epoch, idx])
-            q = np.stack([maker.features(items[i], rng) for i in ids])
-            y = labels[ids]
-            return dataset.to_model_input(q, maker.preset, arch), y, weights[y]
+    def dataset(self, start_epoch: int, epochs: int):
+        """tf.data over epochs start_epoch..epochs-1, in order (a generator: nothing runs ahead of its turn
+        except the prefetched batches of that same order)."""
+        import tensorflow as tf
 
-        def on_epoch_end(self):
-            self.epoch += 1
+        shape = dataset.input_shape(self.maker.preset, self.maker.window_frames, self.arch)
 
-    return Windows()
+        def gen():
+            for e in range(start_epoch, epochs):
+                for i in range(len(self)):
+                    yield self.batch(e, i)
+
+        sig = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32),
+               tf.TensorSpec((None,), tf.float32))
+        return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
+
+
+def make_sequence(items, maker: dataset.WindowMaker, **kw) -> WindowBatches:
+    return WindowBatches(items, maker, **kw)
 
 
 def fixed_windows(items, maker: dataset.WindowMaker) -> tuple[np.ndarray, np.ndarray]:
@@ -118,12 +130,14 @@ def load_model(path: Path):
 
 
 def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Path, epochs: int,
-        learning_rate: float, strategy, verbose: int | None = None) -> tuple[object, list[dict]]:
+        learning_rate: float, strategy, seed: int = 0, verbose: int | None = None) -> tuple[object, list[dict]]:
     """Train (or resume) into work/: checkpoints/epoch-NNN.keras, history.json, tensorboard/.
     build_model() makes the fresh keras.Model (called inside the strategy scope). Returns the model
     and the per-epoch history."""
     import keras
+    import tensorflow as tf
 
+    tf.config.experimental.enable_op_determinism()   # same seed, same weights (CPU kernels allow it)
     ckpt_dir = work / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     hist_path = work / "history.json"
@@ -141,7 +155,6 @@ def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Pat
                           weighted_metrics=["accuracy"])
     if start >= epochs:
         return model, history
-    train_seq.epoch = start
 
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -160,13 +173,23 @@ def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Pat
                                    f"({exc.strerror}); earlier checkpoints are intact") from None
                 raise KwsError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from None
 
-    callbacks = [Checkpoint(), keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard"), write_graph=False)]
+    class Reseed(keras.callbacks.Callback):
+        """Dropout's random state is not in a checkpoint: set it from (seed, epoch) at every epoch start,
+        so a resumed run draws exactly what the uninterrupted run drew."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            for i, layer in enumerate(self.model.layers):
+                for j, sg in enumerate(getattr(layer, "_seed_generators", []) or []):
+                    sg.state.assign(np.array([(seed * 1000003 + epoch * 7919 + i * 131 + j) % (1 << 31), 0], dtype=np.int64))
+
+    callbacks = [Reseed(), Checkpoint(), keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard"), write_graph=False)]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     x_val, y_val = val
     try:
-        model.fit(train_seq, validation_data=(x_val, y_val) if len(y_val) else None, epochs=epochs,
-                  initial_epoch=start, callbacks=callbacks, verbose=verbose)
+        model.fit(train_seq.dataset(start, epochs), steps_per_epoch=len(train_seq),
+                  validation_data=(x_val, y_val) if len(y_val) else None, epochs=epochs,
+                  initial_epoch=start, callbacks=callbacks, verbose=verbose, shuffle=False)
     except OSError as exc:
         if exc.errno in _NO_SPACE:
             raise KwsError(f"{work}: no space left on device during training ({exc.strerror})") from None

@@ -67,7 +67,9 @@ def config_from_args(*, config_path: str | None, word: str | None, out: str | No
 
 def _fingerprint(cfg: config.TrainConfig, data_dirs: list[Path], finetune_from: Path | None) -> str:
     """Hash of everything that decides the trained weights: config, data listings, starting model."""
-    h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
+    doc = dataclasses.asdict(cfg)
+    doc.pop("out")          # where the model goes does not change it
+    h = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode())
     for d in data_dirs:
         mf = d / config.MANIFEST_NAME
         if mf.is_file():
@@ -148,7 +150,7 @@ def train(cfg: config.TrainConfig, *, strategy: str = "default", cpu_devices: in
     val_q, val_y = loop.fixed_windows(corpus.split("validation"), maker)
     test_q, test_y = loop.fixed_windows(corpus.split("test"), maker)
 
-    work = work_root / f"{out.name}-{fp[:10]}"
+    work = work_root / f"{corpus.classes[0] if cfg.is_wake_word else 'commands'}-{fp[:10]}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
     strat = loop.make_strategy(strategy)
@@ -179,7 +181,8 @@ def train(cfg: config.TrainConfig, *, strategy: str = "default", cpu_devices: in
     keras.utils.set_random_seed(cfg.train.seed)
     model, history = loop.fit(build_model=build_model, train_seq=seq,
                               val=(dataset.to_model_input(val_q, preset, cfg.model.arch), val_y),
-                              work=work, epochs=epochs, learning_rate=lr, strategy=strat)
+                              work=work, epochs=epochs, learning_rate=lr, strategy=strat,
+                              seed=cfg.train.seed)
     train_s = time.monotonic() - t0
 
     print("[quantize] int8 post-training quantization")

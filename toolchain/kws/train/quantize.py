@@ -22,7 +22,7 @@ def to_int8_tflite(model, representative: np.ndarray, *, max_samples: int = 500)
     import keras
 
     # The same layers and weights behind a batch-1 input, so the graph has static shapes.
-    fixed = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=(1, *model.input_shape[1:])))
+    fixed = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=(1, *model.input_shape[1:]), name="features"))
     fixed.set_weights(model.get_weights())
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -52,6 +52,15 @@ def test_train_config_errors_are_one_line(tmp_path, capsys):
         "unknown.toml": '[wake_word]\nword = "x"\n[model]\nsize = 3\n',
         "type.toml": '[wake_word]\nword = "x"\n[data]\nsynth_count = "many"\n',
         "noword.toml": "[data]\nseed = 1\n",
+        "section.toml": '[wake_word]\nword = "x"\n[modle]\narch = "tc"\n',
+        "listtype.toml": '[wake_word]\nword = "x"\n[detector]\nwindows = [1, "two"]\n',
+        "range.toml": '[wake_word]\nword = "x"\n[augment]\nsnr_db = [20.0, 5.0]\n',
+        "pair.toml": '[wake_word]\nword = "x"\n[augment]\nspeed = [0.9]\n',
+        "bool.toml": '[wake_word]\nword = "x"\n[train]\nepochs = true\n',
+        "preset.toml": '[wake_word]\nword = "x"\n[frontend]\npreset = "mfcc99"\n',
+        "arch.toml": '[wake_word]\nword = "x"\n[model]\narch = "transformer"\n',
+        "both.toml": '[wake_word]\nword = "x"\n[commands]\nlabels = ["yes"]\ndataset = "d"\n',
+        "nodata.toml": '[wake_word]\nword = "x"\n[data]\nsynth_count = 0\n',
     }
     for name, text in cases.items():
         p = tmp_path / name
@@ -62,6 +71,30 @@ def test_train_config_errors_are_one_line(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith(f"kws: error: {p}"), (name, err)
     assert main(["train"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_config_error_messages_name_the_key(tmp_path):
+    from kws.errors import KwsError
+
+    for text, key in [('[model]\nfilters = 2.5\n', "model.filters must be an integer"),
+                      ('[augment]\nsnr_db = [20.0, 5.0]\n', "augment.snr_db"),
+                      ('[detector]\nrefractory_ms = ["1s"]\n', "detector.refractory_ms must be an array of numbers"),
+                      ('[train]\nlearning_rate = 1\n', None)]:
+        p = tmp_path / "c.toml"
+        p.write_text('[wake_word]\nword = "x"\n' + text)
+        if key is None:
+            assert config.load_train_config(p).train.learning_rate == 1.0     # an integer is a fine number
+            continue
+        with pytest.raises(KwsError, match=key.replace(".", r"\.")):
+            config.load_train_config(p)
+
+
+def test_word_no_voice_can_say_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--word", "日本語", "--out", "m"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no installed voice" in err[0]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_default_config_parses():

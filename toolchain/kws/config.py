@@ -82,7 +82,9 @@ class AugmentConfig:
     noise_prob: float = 0.8
     snr_db: tuple = (0.0, 25.0)
     speed: tuple = (0.88, 1.12)     # speed perturbation by resampling: tempo and pitch change together
-    reverb_prob: float = 0.3
+    reverb_prob: float = 0.5
+    eq_prob: float = 0.5            # another microphone: low-pass, high-pass and tilt
+    lowpass_hz: tuple = (3400.0, 8000.0)
     rt60_s: tuple = (0.15, 0.8)
     spec_time_masks: int = 2
     spec_time_mask_frames: int = 5
@@ -97,6 +99,7 @@ class FitConfig:
     learning_rate: float = 0.003
     seed: int = 1
     balance: bool = True            # weight classes by inverse frequency
+    label_smoothing: float = 0.1    # softer targets: scores do not pile up at 255, thresholds can separate
     finetune_epochs: int = 10
     finetune_learning_rate: float = 0.0005
 
@@ -186,7 +189,7 @@ def _coerce(path, key: str, v, default):
     raise AssertionError(key)
 
 
-_RANGES = {"gain_db", "snr_db", "speed", "rt60_s"}
+_RANGES = {"gain_db", "snr_db", "speed", "rt60_s", "lowpass_hz"}
 
 
 def _section(path, name: str, cls, table: dict):
@@ -226,11 +229,12 @@ def check_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         need(lo <= hi, f"augment.{k} must be [low, high] with low <= high")
     need(a.speed[0] > 0.5 and a.speed[1] < 2.0, "augment.speed must lie within (0.5, 2.0)")
     need(a.rt60_s[0] > 0, "augment.rt60_s must be > 0")
-    for k in ("noise_prob", "reverb_prob"):
+    for k in ("noise_prob", "reverb_prob", "eq_prob"):
         need(0.0 <= getattr(a, k) <= 1.0, f"augment.{k} must be in [0, 1]")
     t = cfg.train
     need(t.epochs >= 1 and t.batch_size >= 1 and t.finetune_epochs >= 1, "train.epochs, train.batch_size, train.finetune_epochs must be >= 1")
     need(t.learning_rate > 0 and t.finetune_learning_rate > 0, "train learning rates must be > 0")
+    need(0.0 <= t.label_smoothing < 0.5, "train.label_smoothing must be in [0, 0.5)")
     d = cfg.detector
     need(d.target_faph > 0, "detector.target_faph must be > 0")
     need(len(d.windows) > 0 and all(1 <= w <= 50 for w in d.windows), "detector.windows must be integers 1..50")

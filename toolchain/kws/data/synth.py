@@ -65,7 +65,7 @@ def label_for(word: str) -> str:
 def _check_args(word: str, count: int, negatives: int) -> str:
     norm = words.normalize(word)
     if not norm or not re.search(r"[a-z]", norm):
-        raise KwsError(f"--word {word!r}: needs at least one letter")
+        raise KwsError(f"--word {word!r}: needs at least one letter a-z: no installed voice (English espeak-ng, flite, festival) can say it")
     if count < 1:
         raise KwsError(f"--count {count}: must be at least 1")
     if negatives < 0:

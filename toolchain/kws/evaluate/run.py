@@ -14,8 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from kws.errors import KwsError
 
 # scoring/streaming (scipy, tflite-micro) are imported where used: `kws --help` builds this parser.
@@ -39,7 +37,8 @@ def _files(dirs: list[str], what: str) -> list[Path]:
     return out
 
 
-def _mix(x: np.ndarray, noise: list[np.ndarray], snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
+def _mix(x, noise: list, snr_db: float | None, rng):
+    """float32 x with a noise segment at snr_db (x unchanged without noise or SNR)."""
     from kws.train import augment
 
     if snr_db is None or not noise:
@@ -50,6 +49,8 @@ def _mix(x: np.ndarray, noise: list[np.ndarray], snr_db: float | None, rng: np.r
 def collect_streams(model, dep, *, positives: list[str], negatives: list[str], noise: list[str] | None = None,
                     snr_db: float | None = None, progress: bool = True) -> list:
     """ScoredStreams of all the audio, scored by model (streaming.Int8Model) as deployed (dep)."""
+    import numpy as np
+
     from kws.evaluate import streaming
     from kws.train.dataset import load_audio
 

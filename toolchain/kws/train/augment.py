@@ -50,6 +50,26 @@ def reverb(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (y * (rx / ry) if ry > 0 else y).astype(np.float32)
 
 
+def microphone(x: np.ndarray, rng: np.random.Generator, *, lowpass_hz: float, sample_rate_hz: int = 16000) -> np.ndarray:
+    """A different microphone and channel: 4th-order Butterworth low-pass at lowpass_hz (8 kHz phone
+    audio ends near 3.4-4 kHz), a high-pass at 50-300 Hz, and a gentle spectral tilt. float32 -> float32."""
+    from scipy.signal import butter, lfilter, sosfilt
+
+    nyq = sample_rate_hz / 2
+    y = x
+    if lowpass_hz < nyq * 0.97:
+        y = sosfilt(butter(4, lowpass_hz / nyq, btype="low", output="sos"), y)
+    y = sosfilt(butter(2, float(rng.uniform(50, 300)) / nyq, btype="high", output="sos"), y)
+    a = float(rng.uniform(-0.5, 0.5))           # first-order tilt: y[n] - a * y[n-1]
+    y = lfilter([1.0, -a], [1.0], y)
+    return _match_rms(y, x)
+
+
+def _match_rms(y: np.ndarray, like: np.ndarray) -> np.ndarray:
+    ry, rx = _rms(y), _rms(like)
+    return (y * (rx / ry) if ry > 0 else y).astype(np.float32)
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
@@ -105,12 +125,15 @@ class Augmenter:
         return speed(x, float(rng.uniform(*self.cfg.speed)))
 
     def after_placement(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Changes to the placed window: reverberation, gain, background noise. float32 -> int16."""
+        """Changes to the placed window: reverberation, microphone response, gain, background noise.
+        float32 -> int16."""
         c = self.cfg
         if c.enabled:
             if rng.random() < c.reverb_prob:
                 x = reverb(x, room_impulse_response(rng, rt60_s=float(rng.uniform(*c.rt60_s)),
                                                     sample_rate_hz=self.sample_rate_hz))
+            if rng.random() < c.eq_prob:
+                x = microphone(x, rng, lowpass_hz=float(rng.uniform(*c.lowpass_hz)), sample_rate_hz=self.sample_rate_hz)
             x = x * np.float32(10.0 ** (rng.uniform(*c.gain_db) / 20.0))
             if rng.random() < c.noise_prob:
                 x = add_noise(x, noise_segment(self.noise_pool, len(x), rng), float(rng.uniform(*c.snr_db)))

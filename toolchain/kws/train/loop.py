@@ -64,6 +64,7 @@ class WindowBatches:
                  num_classes: int, balance: bool):
         self.items, self.maker, self.batch_size, self.seed, self.arch = items, maker, batch_size, seed, arch
         self.labels = np.array([it.label for it in items], dtype=np.int32)
+        self.num_classes = num_classes
         self.weights = class_weights(self.labels, num_classes) if balance else np.ones(num_classes, np.float32)
 
     def __len__(self) -> int:
@@ -75,7 +76,7 @@ class WindowBatches:
         rng = np.random.default_rng([self.seed, epoch, idx])
         q = np.stack([self.maker.features(self.items[i], rng) for i in ids])
         y = self.labels[ids]
-        return dataset.to_model_input(q, self.maker.preset, self.arch), y, self.weights[y]
+        return dataset.to_model_input(q, self.maker.preset, self.arch), one_hot(y, self.num_classes), self.weights[y]
 
     def dataset(self, start_epoch: int, epochs: int):
         """tf.data over epochs start_epoch..epochs-1, in order (a generator: nothing runs ahead of its turn
@@ -89,9 +90,22 @@ class WindowBatches:
                 for i in range(len(self)):
                     yield self.batch(e, i)
 
-        sig = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32),
+        sig = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, self.num_classes), tf.float32),
                tf.TensorSpec((None,), tf.float32))
         return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
+
+
+def one_hot(y: np.ndarray, n: int) -> np.ndarray:
+    return np.eye(n, dtype=np.float32)[y]
+
+
+def compile_model(model, learning_rate, label_smoothing: float) -> None:
+    """Adam, cross-entropy on one-hot targets with label smoothing, accuracy weighted like the loss."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                  weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
 def make_sequence(items, maker: dataset.WindowMaker, **kw) -> WindowBatches:
@@ -130,7 +144,7 @@ def load_model(path: Path):
 
 
 def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Path, epochs: int,
-        learning_rate: float, strategy, seed: int = 0, verbose: int | None = None) -> tuple[object, list[dict]]:
+        learning_rate: float, strategy, seed: int = 0, label_smoothing: float = 0.0, verbose: int | None = None) -> tuple[object, list[dict]]:
     """Train (or resume) into work/: checkpoints/epoch-NNN.keras, history.json, tensorboard/.
     build_model() makes the fresh keras.Model (called inside the strategy scope). Returns the model
     and the per-epoch history."""
@@ -151,8 +165,7 @@ def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Pat
             model = build_model()
             steps = max(1, len(train_seq)) * epochs
             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
-            model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                          weighted_metrics=["accuracy"])
+            compile_model(model, schedule, label_smoothing)
     if start >= epochs:
         return model, history
 
@@ -188,7 +201,7 @@ def fit(*, build_model, train_seq, val: tuple[np.ndarray, np.ndarray], work: Pat
     x_val, y_val = val
     try:
         model.fit(train_seq.dataset(start, epochs), steps_per_epoch=len(train_seq),
-                  validation_data=(x_val, y_val) if len(y_val) else None, epochs=epochs,
+                  validation_data=(x_val, one_hot(y_val, model.output_shape[-1])) if len(y_val) else None, epochs=epochs,
                   initial_epoch=start, callbacks=callbacks, verbose=verbose, shuffle=False)
     except OSError as exc:
         if exc.errno in _NO_SPACE:

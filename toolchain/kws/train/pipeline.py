@@ -168,8 +168,7 @@ def train(cfg: config.TrainConfig, *, strategy: str = "default", cpu_devices: in
             import keras
 
             m = keras.models.load_model(finetune_from / "model.keras", compile=False)
-            m.compile(optimizer=keras.optimizers.Adam(cfg.train.finetune_learning_rate),
-                      loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+            loop.compile_model(m, cfg.train.finetune_learning_rate, cfg.train.label_smoothing)
             return m
         epochs, lr = cfg.train.finetune_epochs, cfg.train.finetune_learning_rate
     else:
@@ -182,7 +181,7 @@ def train(cfg: config.TrainConfig, *, strategy: str = "default", cpu_devices: in
     model, history = loop.fit(build_model=build_model, train_seq=seq,
                               val=(dataset.to_model_input(val_q, preset, cfg.model.arch), val_y),
                               work=work, epochs=epochs, learning_rate=lr, strategy=strat,
-                              seed=cfg.train.seed)
+                              seed=cfg.train.seed, label_smoothing=cfg.train.label_smoothing)
     train_s = time.monotonic() - t0
 
     print("[quantize] int8 post-training quantization")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, speechlike
+from conftest import speechlike
 
 pytest.importorskip("tensorflow")
 

@@ -10,12 +10,13 @@ STAMP := $(VENV)/.kws-installed
 CONFIG ?= configs/default.toml
 BOARD ?= qemu_mps2_an386
 PYTEST_ARGS ?=
+TRAIN_ARGS ?=
 
-.PHONY: help setup train test benchmarks bench-data bench-frontend firmware sim flash bench clean
+.PHONY: help setup train test benchmarks bench-data bench-frontend bench-train firmware sim flash bench clean
 
 help:
 	@echo "make setup     install system packages (apt) and .venv with kws (idempotent)"
-	@echo "make train     build the default wake-word model from $(CONFIG), offline"
+	@echo "make train     build the default wake-word model from $(CONFIG), offline (TRAIN_ARGS=--force to replace it)"
 	@echo "make test      run the test suite"
 	@echo "make benchmarks  rerun tools/bench_*.py and rewrite BENCHMARKS.md (needs ../shared)"
 	@echo "make firmware | sim | flash | bench   (see README)"
@@ -32,20 +33,23 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 train: setup
-	$(KWS) train --config $(CONFIG)
+	$(KWS) train --config $(CONFIG) $(TRAIN_ARGS)
 
 # pytest exits 5 when it collected nothing: that must fail, not pass silently.
 test: setup
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-benchmarks: bench-data bench-frontend
+benchmarks: bench-data bench-frontend bench-train
 
 bench-data: setup
 	$(PY) tools/bench_data.py
 
 bench-frontend: setup
 	$(PY) tools/bench_frontend.py
+
+bench-train: setup
+	$(PY) tools/bench_train.py
 
 firmware sim flash bench: setup
 	@echo "make $@: the firmware and benchmark harness are not built yet (issues 6 and 7)" >&2; exit 1

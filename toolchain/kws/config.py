@@ -86,6 +86,7 @@ class AugmentConfig:
     eq_prob: float = 0.5            # another microphone: low-pass, high-pass and tilt
     lowpass_hz: tuple = (3400.0, 8000.0)
     rt60_s: tuple = (0.15, 0.8)
+    context_prob: float = 0.5       # other speech runs into the window before/after the clip
     spec_time_masks: int = 2
     spec_time_mask_frames: int = 5
     spec_freq_masks: int = 2
@@ -229,7 +230,7 @@ def check_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         need(lo <= hi, f"augment.{k} must be [low, high] with low <= high")
     need(a.speed[0] > 0.5 and a.speed[1] < 2.0, "augment.speed must lie within (0.5, 2.0)")
     need(a.rt60_s[0] > 0, "augment.rt60_s must be > 0")
-    for k in ("noise_prob", "reverb_prob", "eq_prob"):
+    for k in ("noise_prob", "reverb_prob", "eq_prob", "context_prob"):
         need(0.0 <= getattr(a, k) <= 1.0, f"augment.{k} must be in [0, 1]")
     t = cfg.train
     need(t.epochs >= 1 and t.batch_size >= 1 and t.finetune_epochs >= 1, "train.epochs, train.batch_size, train.finetune_epochs must be >= 1")

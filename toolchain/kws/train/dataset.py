@@ -160,6 +160,7 @@ class WindowMaker:
     positive_labels: frozenset
     silence_label: int
     shift_ms: float
+    context_pool: list = dataclasses.field(default_factory=list)   # float32 speech clips (training negatives)
 
     @property
     def window_samples(self) -> int:
@@ -185,6 +186,7 @@ class WindowMaker:
                 x = x[max(0, s - margin): e + margin]
             if not fixed:
                 x = self.augmenter.before_placement(x, r)
+                x = self._with_context(x, r, positive=positive)
             shift = int(self.shift_ms * config.SAMPLE_RATE_HZ / 1000)
             if positive:                           # the word ends within the last shift_ms of the window
                 end_at = n - (shift // 3 if fixed else int(r.integers(0, shift + 1)))
@@ -192,6 +194,28 @@ class WindowMaker:
                 end_at = n if fixed else int(r.integers(n // 2, n + len(x) // 2 + 1))
             x = augment.place(x, n, end_at=end_at)
         return augment.to_int16(x) if fixed else self.augmenter.after_placement(x, r)
+
+    def _with_context(self, x: np.ndarray, r: np.random.Generator, *, positive: bool) -> np.ndarray:
+        """Speech does not come one word per second: with probability context_prob other speech from
+        the pool precedes the clip (and, for non-wake-word speech, follows it), joined with gaps of
+        0-250 ms, as words run together in a conversation or in back-to-back recordings."""
+        pool, p = self.context_pool, self.augmenter.cfg.context_prob
+        if not pool or not self.augmenter.cfg.enabled or r.random() >= p:
+            return x
+        sr = config.SAMPLE_RATE_HZ
+
+        def other() -> np.ndarray:
+            y = pool[int(r.integers(len(pool)))]
+            s, e = augment.speech_extent(y)
+            return y[max(0, s - int(r.integers(0, sr // 10))): e]
+
+        def gap() -> np.ndarray:
+            return np.zeros(int(r.integers(0, sr // 4)), np.float32)
+
+        parts = [other(), gap(), x]
+        if not positive and r.random() < 0.5:
+            parts += [gap(), other()]
+        return np.concatenate(parts).astype(np.float32)
 
     def features(self, item: Item, rng: np.random.Generator | None) -> np.ndarray:
         from kws import features

@@ -144,7 +144,9 @@ def train(cfg: config.TrainConfig, *, strategy: str = "default", cpu_devices: in
     positive = frozenset(range(n_classes - 2))
     maker = dataset.WindowMaker(preset=preset, window_frames=cfg.model.window_frames,
                                 augmenter=augment.Augmenter(cfg.augment, noise_pool=corpus.noise),
-                                positive_labels=positive, silence_label=n_classes - 2, shift_ms=cfg.augment.shift_ms)
+                                positive_labels=positive, silence_label=n_classes - 2, shift_ms=cfg.augment.shift_ms,
+                                context_pool=[it.pcm for it in corpus.split("train")
+                                              if it.pcm is not None and it.label == n_classes - 1])
     seq = loop.make_sequence(corpus.split("train"), maker, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
                              arch=cfg.model.arch, num_classes=n_classes, balance=cfg.train.balance)
     val_q, val_y = loop.fixed_windows(corpus.split("validation"), maker)

@@ -105,3 +105,17 @@ def test_default_config_parses():
 def test_parser_has_no_duplicate_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(STAGES)
+
+
+def test_train_short_form_is_the_default_config_for_the_word():
+    from kws.train.pipeline import config_from_args
+
+    cfg = config_from_args(config_path=None, word="Computer", out=None)
+    default = config.load_train_config(config.__file__.rsplit("/toolchain/", 1)[0] + "/configs/default.toml")
+    assert cfg.word == "Computer" and cfg.out == "models/computer" and cfg.is_wake_word
+    assert cfg.model == default.model and cfg.augment == default.augment and cfg.train == default.train
+    assert config_from_args(config_path=None, word="hey you", out="m/x").out == "m/x"
+    from kws.errors import KwsError
+
+    with pytest.raises(KwsError, match="either --config or --word"):
+        config_from_args(config_path="configs/default.toml", word="x", out=None)

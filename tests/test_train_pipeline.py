@@ -271,3 +271,27 @@ def test_eval_bad_inputs_are_one_line(trained, tmp_path, capsys):
     assert "no model_int8.tflite" in capsys.readouterr().err
     assert main(["eval", str(trained["out"]), "--positives", str(tmp_path / "nope")]) == 2
     assert "nope: no such file or folder" in capsys.readouterr().err
+
+
+def test_finetune_starts_from_the_given_model(trained, tmp_path):
+    from kws.train import pipeline
+
+    cfg = dataclasses.replace(trained["cfg"], out=str(tmp_path / "ft"),
+                              train=dataclasses.replace(trained["cfg"].train, finetune_epochs=1))
+    out = pipeline.train(cfg, finetune_from=trained["out"], work_root=tmp_path / "work")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["train"]["finetune_from"] == str(trained["out"]) and m["train"]["epochs"] == 1
+    import keras
+
+    a = [w.numpy() for w in keras.models.load_model(trained["out"] / "model.keras").trainable_weights]
+    b = [w.numpy() for w in keras.models.load_model(out / "model.keras").trainable_weights]
+    kernel_a, kernel_b = a[0], b[0]      # the first convolution: moved a little, not re-initialised
+    assert 0 < np.abs(kernel_a - kernel_b).max() < 0.2 * np.abs(kernel_a).max()
+    other = tmp_path / "other_model"
+    shutil.copytree(trained["out"], other)
+    meta = json.loads((other / "metrics.json").read_text())
+    (other / "metrics.json").write_text(json.dumps({**meta, "classes": ["other_word", "_silence_", "_unknown_"]}))
+    with pytest.raises(KwsError, match="its classes"):
+        pipeline.train(dataclasses.replace(cfg, out=str(tmp_path / "ft2")), finetune_from=other, work_root=tmp_path / "work")
+    with pytest.raises(KwsError, match="no model.keras"):
+        pipeline.train(cfg, finetune_from=tmp_path, work_root=tmp_path / "work")

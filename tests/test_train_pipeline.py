@@ -295,3 +295,27 @@ def test_finetune_starts_from_the_given_model(trained, tmp_path):
         pipeline.train(dataclasses.replace(cfg, out=str(tmp_path / "ft2")), finetune_from=other, work_root=tmp_path / "work")
     with pytest.raises(KwsError, match="no model.keras"):
         pipeline.train(cfg, finetune_from=tmp_path, work_root=tmp_path / "work")
+
+
+def test_too_few_clips_and_missing_split_are_named(tmp_path):
+    from kws.train import pipeline
+
+    data = make_dataset(tmp_path / "few", n_word=10, n_unknown=40, n_silence=30)
+    with pytest.raises(KwsError, match="class 'tiny_word' has 7 training clips, fewer than data.min_clips_per_class = 20"):
+        pipeline.train(tiny_config(data, tmp_path / "m"), work_root=tmp_path / "w")
+    rows = manifest.read(data / config.MANIFEST_NAME)
+    for r in rows:
+        r.split = "train" if r.split == "validation" else r.split
+    (data / config.MANIFEST_NAME).unlink()
+    manifest.write(data / config.MANIFEST_NAME, rows)
+    with pytest.raises(KwsError, match="dataset has no 'validation' clips"):
+        pipeline.train(tiny_config(data, tmp_path / "m"), work_root=tmp_path / "w")
+    assert not (tmp_path / "m").exists()
+
+
+def test_multiworker_strategy_runs_as_a_single_worker_without_tf_config(trained, tmp_path):
+    out = tmp_path / "m"
+    cfg = _toml(dataclasses.replace(trained["cfg"], out=str(out)), tmp_path / "c.toml")
+    r = _kws(["train", "--config", str(cfg), "--strategy", "multiworker", "--epochs", "1"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "strategy multiworker (1 replica(s))" in r.stdout and (out / "model_int8.tflite").is_file()

@@ -54,8 +54,8 @@ from pathlib import Path as _Path
 
 @_dc.dataclass(frozen=True)
 class DataConfig:
-    synth_count: int = 600          # wake-word clips from `kws data synth` (0: no synthetic data)
-    synth_negatives: int = 1200     # _unknown_ + _silence_ clips
+    synth_count: int = 1500         # wake-word clips from `kws data synth` (0: no synthetic data)
+    synth_negatives: int = 4000     # _unknown_ + _silence_ clips
     seed: int = 1234
     dirs: tuple = ()                # more datasets: folders with manifest.csv or <label>/ sub-folders
     noise_dirs: tuple = ()          # background noise for augmentation (any audio files, searched recursively)
@@ -66,8 +66,8 @@ class DataConfig:
 @_dc.dataclass(frozen=True)
 class ModelConfig:
     arch: str = "tc"                # "tc" (temporal convolutions, always-on size) or "ds_cnn" (MLPerf Tiny)
-    filters: int = 32
-    blocks: int = 3
+    filters: int = 48
+    blocks: int = 4
     kernel: int = 5                 # "tc": temporal kernel of the depthwise blocks
     window_frames: int = 49         # frames the model sees (49 x 20 ms hop + 10 ms = 1 s)
     stride_hops: int = 4            # the device runs the model every stride_hops hops
@@ -86,7 +86,7 @@ class AugmentConfig:
     eq_prob: float = 0.5            # another microphone: low-pass, high-pass and tilt
     lowpass_hz: tuple = (3400.0, 8000.0)
     rt60_s: tuple = (0.15, 0.8)
-    context_prob: float = 0.5       # other speech runs into the window before/after the clip
+    context_prob: float = 0.0       # other speech runs into the window before/after the clip (measured: no gain)
     spec_time_masks: int = 2
     spec_time_mask_frames: int = 5
     spec_freq_masks: int = 2
@@ -108,7 +108,7 @@ class FitConfig:
 @_dc.dataclass(frozen=True)
 class DetectorConfig:
     target_faph: float = 0.5        # calibrate for this many false accepts per hour
-    windows: tuple = (1, 2, 3, 4)   # smoothing windows tried (model invocations)
+    windows: tuple = (1, 2, 3, 4, 6)  # smoothing windows tried (model invocations)
     refractory_ms: tuple = (1000.0, 2000.0)
     calibration_minutes: float = 30.0  # negative audio for calibration: validation negatives, re-augmented until this long
 

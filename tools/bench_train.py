@@ -122,7 +122,7 @@ def main() -> int:
                          cwd=REPO, log=tmp / "jarvis.log")
             ft_cfg = tmp / "jarvis_ft.toml"
             ft_cfg.write_text((REPO / "configs" / "jarvis.toml").read_text().replace(
-                "[data]\n", f"[data]\ndirs = [\"{ft_dir}\"]\ndirs_repeat = 8\nmin_clips_per_class = 1\n", 1))
+                "[data]\n", f"[data]\ndirs = [\"{ft_dir}\"]\ndirs_repeat = 16\nmin_clips_per_class = 1\n", 1))
             w2, r2 = run(KWS + ["train", "--config", str(ft_cfg), "--finetune-from", str(models / "jarvis"),
                                 "--out", str(models / "jarvis_ft")], cwd=REPO, log=tmp / "jarvis_ft.log")
             neg = [real / "speech_commands_v2_test", real / "fsdd", real / "picovoice_wwb" / "view_glass"]

@@ -101,7 +101,7 @@ class FitConfig:
     seed: int = 1
     balance: bool = True            # weight classes by inverse frequency
     label_smoothing: float = 0.1    # softer targets: scores do not pile up at 255, thresholds can separate
-    finetune_epochs: int = 10
+    finetune_epochs: int = 20
     finetune_learning_rate: float = 0.0005
 
 

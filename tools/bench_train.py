@@ -179,7 +179,6 @@ ABLATIONS = [
     ("smaller model: tc 32 filters x 3 blocks", "[model]\nfilters = 32\nblocks = 3\n"),
     ("no label smoothing", "[train]\nlabel_smoothing = 0.0\n"),
     ("context augmentation on (p = 0.5)", "[augment]\ncontext_prob = 0.5\n"),
-    ("no microphone-response augmentation", "[augment]\neq_prob = 0.0\n"),
 ]
 
 

@@ -103,9 +103,6 @@ def _data_parsers(sub) -> None:
 def _later_parsers(sub) -> None:
     """Stages that later issues build; they exist now so `kws --help` shows the whole pipeline."""
     for name, issue, help_, example in [
-        ("compile", 5, "compile an int8 .tflite model to C", "kws compile model_int8.tflite --out build/model"),
-        ("sim", 5, "run a compiled model in a simulator (tflm, host, qemu)", "kws sim model.tflite --inputs x.npy --out y.npy --engine host"),
-        ("export", 5, "export a model as an aligned C array for TFLM users", "kws export models/nova --out build/export"),
         ("bench", 7, "measure a device over the MLPerf Tiny DUT protocol", "kws bench --mode perf --port /dev/ttyACM0"),
     ]:
         p = _add(sub, name, f"{help_} (arrives with issue {issue})", f"{help_[0].upper()}{help_[1:]}.", [example])
@@ -153,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     from kws.evaluate import run as eval_run
 
     eval_run.add_parser(sub, _add)
+    from kws.compile import commands as compile_commands
+
+    compile_commands.add_parsers(sub, _add)
     _later_parsers(sub)
     return parser
 
@@ -172,6 +172,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from kws.evaluate import run as eval_run
         return eval_run.run_cli(args)
+    if args.command in ("compile", "sim", "export"):
+        from kws.compile import commands as compile_commands
+        return compile_commands.run_cli(args)
     if args.command == "train":
         from kws.train import pipeline
         return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out, strategy=args.strategy,

@@ -12,7 +12,7 @@ BOARD ?= qemu_mps2_an386
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
 
-.PHONY: help setup train test benchmarks bench-data bench-frontend bench-train firmware sim flash bench clean
+.PHONY: help setup train test benchmarks bench-data bench-frontend bench-train bench-compile firmware sim flash bench clean
 
 help:
 	@echo "make setup     install system packages (apt) and .venv with kws (idempotent)"
@@ -40,7 +40,7 @@ test: setup
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-benchmarks: bench-data bench-frontend bench-train
+benchmarks: bench-data bench-frontend bench-train bench-compile
 
 bench-data: setup
 	$(PY) tools/bench_data.py
@@ -50,6 +50,9 @@ bench-frontend: setup
 
 bench-train: setup
 	$(PY) tools/bench_train.py
+
+bench-compile: setup
+	$(PY) tools/bench_compile.py
 
 firmware sim flash bench: setup
 	@echo "make $@: the firmware and benchmark harness are not built yet (issues 6 and 7)" >&2; exit 1

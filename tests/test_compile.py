@@ -5,7 +5,6 @@ fail at compile time with one line and leave nothing behind."""
 from __future__ import annotations
 
 import functools
-import glob
 import os
 import shutil
 import subprocess
@@ -17,14 +16,10 @@ import pytest
 
 from conftest import SHARED, SHARED_REAL
 from kws import cli
-from kws.compile import codegen, ir, sim
+from kws.compile import codegen, ir, reference_inputs, sim
 
 REF = SHARED / "models" / "reference"
-MODELS = {
-    "dscnn": "mlperf_tiny_kws_ref_model.tflite",
-    "micro_speech": "tflm_micro_speech_quantized.tflite",
-    "okay_nabu": "microwakeword_v2_okay_nabu.tflite",
-}
+MODELS = reference_inputs.MODELS
 N_INPUTS = 1000
 HAVE_QEMU = shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
 
@@ -37,38 +32,16 @@ def _model(key: str) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _real_clips() -> np.ndarray:
-    """int16 [N, 16000] real Speech Commands test clips (padded/cut to 1 s)."""
-    import soundfile as sf
-
-    files = sorted(glob.glob(str(SHARED_REAL / "speech_commands_v2_test" / "*" / "*.flac")))
-    if len(files) < N_INPUTS:
-        pytest.skip(f"{SHARED_REAL / 'speech_commands_v2_test'}: fewer than {N_INPUTS} clips")
-    out = np.zeros((N_INPUTS, 16000), np.int16)
-    for i, f in enumerate(files[:N_INPUTS]):
-        pcm = sf.read(f, dtype="int16")[0][:16000]
-        out[i, :len(pcm)] = pcm
-    return out
+def inputs_for(key: str) -> np.ndarray:
+    """1,000 varied, realistic inputs per model, made with our C frontend from real speech."""
+    if not (SHARED_REAL / "speech_commands_v2_test").is_dir():
+        pytest.skip(f"{SHARED_REAL} is absent (real speech lives in ../shared beside the checkout)")
+    return reference_inputs.inputs_for(key, _clips())
 
 
 @functools.lru_cache(maxsize=None)
-def inputs_for(key: str) -> np.ndarray:
-    """1,000 varied, realistic inputs per model, made with our C frontend from real speech."""
-    from kws import features
-
-    clips = _real_clips()
-    if key == "dscnn":       # MLPerf Tiny KWS features (mlperf_kws01 preset), [N, 1, 49, 10, 1]
-        x = np.stack([features.compute(c, preset="mlperf_kws01") for c in clips])
-        return x.reshape(N_INPUTS, 1, 49, 10, 1)
-    logmel = np.stack([features.compute(c, preset="ww_logmel40")[:49] for c in clips])
-    if key == "micro_speech":  # 49 frames x 40 log-mel bands, [N, 1, 1960]
-        return logmel.reshape(N_INPUTS, 1, 1960)
-    # okay_nabu streams 3 frames per call: one continuous stream of 3,000 frames, stretched over the
-    # model's input range (its own features are non-negative with zero point -128).
-    stream = logmel.reshape(-1, 40)[:3 * N_INPUTS].astype(np.float64)
-    lo, hi = np.percentile(stream, [1, 99])
-    stream = np.clip((stream - lo) / (hi - lo) * 255 - 128, -128, 127).astype(np.int8)
-    return np.ascontiguousarray(stream.reshape(N_INPUTS, 1, 3, 40))
+def _clips() -> np.ndarray:
+    return reference_inputs.real_clips(SHARED_REAL, N_INPUTS)
 
 
 @functools.lru_cache(maxsize=None)

@@ -46,6 +46,10 @@ typedef struct {
     int32_t act_min, act_max;       // output clamp, within [-128, 127]
     const int32_t *multiplier;      // [out_c] Q0.31
     const int32_t *shift;           // [out_c]
+    // Optional: weights and requantization data repacked by `kws compile` for one architecture's
+    // optimized kernels (layout private to firmware/kernels/<arch>/). NULL (and ignored by the portable
+    // kernels) otherwise; filter, bias, multiplier and shift are always given as well.
+    const int32_t *packed;
 } kws_nn_conv_params;
 
 // filter: int8 [out_c, k_h, k_w, in_c]; bias: int32 [out_c] or NULL.

@@ -28,7 +28,7 @@ def _per_channel_multipliers(ctx: Ctx, in_scale: float, w_scales: np.ndarray, ou
     return mult, shift
 
 
-def _conv_common(ctx: Ctx, op: Op, depthwise: bool) -> tuple[dict, int, int, int, int]:
+def _conv_common(ctx: Ctx, op: Op, depthwise: bool) -> tuple[dict, int, int, int, int, tuple]:
     x = ctx.expect(op.inputs[0], ("int8",), "input")
     w = ctx.expect(op.inputs[1], ("int8",), "filter")
     y = ctx.expect(op.outputs[0], ("int8",), "output")
@@ -72,20 +72,119 @@ def _conv_common(ctx: Ctx, op: Op, depthwise: bool) -> tuple[dict, int, int, int
                   depth_multiplier=mult, input_offset=-xz, output_offset=yz, act_min=lo, act_max=hi,
                   multiplier=ctx.array("mult", m, "int32_t"), shift=ctx.array("shift", s, "int32_t"))
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-    return fields, macs, ic, oc, kh * kw
+    return fields, macs, ic, oc, kh * kw, (m, s)
+
+
+# --- cortex-m4: data repacked for firmware/kernels/cortex_m4 (see the layouts in those files) ----------
+_M4_PACK_CONV = 0x4D344331      # "M4C1"
+_M4_PACK_DW3X3 = 0x4D344431     # "M4D1"
+_M4_RQ_FAST, _M4_RQ_GENERIC = 1, 2
+
+
+def _i32(values) -> np.ndarray:
+    """int64 values -> the int32 words with the same low 32 bits."""
+    return (np.asarray(values, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+
+def _m4_halves(lo, hi) -> np.ndarray:
+    """Two int16 arrays -> int32 words holding them as (low, high) halves."""
+    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    return _i32((lo & 0xFFFF) | ((hi & 0xFFFF) << 16))
+
+
+def _m4_requant(mult, shift, out_zp: int, bias2: np.ndarray, acc2_bound: np.ndarray):
+    """(mode, m[], word3[], word4[]) of the cortex-m4 requantization, or None when the doubled
+    accumulator could overflow (the portable kernel is used then). Fast mode: every shift < 0 and
+    c = 2^(e-1) + z 2^e small (kernels/cortex_m4/nn_m4.h); generic mode: (m, shift) as given."""
+    if np.any(acc2_bound >= (1 << 31)) or np.any(np.abs(bias2) >= (1 << 31)):
+        return None
+    m = np.asarray(mult, np.int64)
+    s = np.asarray(shift, np.int64)
+    if np.all(s <= -1) and np.all(s >= -30) and np.all(m > 0):
+        e = -s
+        c = (np.int64(1) << (e - 1)) + np.int64(out_zp) * (np.int64(1) << e)
+        if np.all(np.abs(c) < (1 << 30)):
+            return _M4_RQ_FAST, m, c, e
+    return _M4_RQ_GENERIC, m, s, np.zeros_like(s)
+
+
+def _m4_bias2_bound(ctx: Ctx, op: Op, w2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Doubled bias per output channel and a bound on |2 acc| (|x + input_offset| <= 255)."""
+    oc = w2d.shape[0]
+    bias = np.zeros(oc, np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = np.asarray(ctx.t(op.inputs[2]).data, np.int64).reshape(oc)
+    bound = 2 * (np.abs(bias) + 255 * np.abs(w2d.astype(np.int64)).sum(axis=1))
+    return 2 * bias, bound
+
+
+def _m4_pack_conv(ctx: Ctx, op: Op, quant) -> str | None:
+    """CONV_2D: im2col GEMM layout of kernels/cortex_m4/conv2d_s8.c."""
+    w = np.asarray(ctx.t(op.inputs[1]).data, np.int64)
+    oc = w.shape[0]
+    w2d = w.reshape(oc, -1)
+    k = w2d.shape[1]
+    k4 = (k + 3) // 4 * 4
+    groups = (oc + 3) // 4
+    bias2, bound = _m4_bias2_bound(ctx, op, w2d)
+    rq = _m4_requant(quant[0], quant[1], int(quant[2]), bias2, bound)
+    if rq is None:
+        return None
+    mode, m, r3, r4 = rq
+    pad = groups * 4 - oc
+    wp = np.zeros((groups * 4, k4), np.int64)
+    wp[:oc, :k] = 2 * w2d
+    # Patch values 4j..4j+3 sit in column words 2j (values 4j, 4j+2) and 2j+1 (4j+1, 4j+3).
+    wp = wp.reshape(groups * 4, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(groups * 4, k4 // 2, 2)
+    words = _m4_halves(wp[..., 0], wp[..., 1])                         # [groups*4, k4/2]
+    words = words.reshape(groups, 4, k4 // 2).transpose(0, 2, 1).reshape(groups, -1)
+    prm = np.stack([np.pad(v, (0, pad)) for v in (bias2, m, r3, r4)])  # [4, groups*4]
+    prm = _i32(prm.reshape(4, groups, 4).transpose(1, 0, 2).reshape(groups, 16))
+    body = np.concatenate([prm, words], axis=1).ravel()
+    head = _i32([_M4_PACK_CONV, mode, k4, groups])
+    return ctx.array("m4pack", np.concatenate([head, body]), "int32_t")
+
+
+def _m4_dw_plane(fields: dict) -> tuple[int, int]:
+    """(rows, cols) of the int16 channel plane of the 3x3 depthwise kernel: the output rounded up to
+    2x2 blocks plus the 3x3 border."""
+    oh, ow = fields["out_h"], fields["out_w"]
+    return oh + (oh & 1) + 2, ow + (ow & 1) + 2
+
+
+def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
+    """DEPTHWISE_CONV_2D 3x3, stride 1, no dilation, multiplier 1: kernels/cortex_m4/depthwise_conv2d_s8.c."""
+    f = fields
+    if not (f["k_h"] == 3 and f["k_w"] == 3 and f["stride_h"] == 1 and f["stride_w"] == 1
+            and f["dilation_h"] == 1 and f["dilation_w"] == 1 and f["depth_multiplier"] == 1):
+        return None
+    w = np.asarray(ctx.t(op.inputs[1]).data, np.int64).reshape(3, 3, -1)   # [ky, kx, c]
+    oc = w.shape[2]
+    bias2, bound = _m4_bias2_bound(ctx, op, w.reshape(9, oc).T)
+    rq = _m4_requant(quant[0], quant[1], int(quant[2]), bias2, bound)
+    if rq is None or rq[0] != _M4_RQ_FAST:
+        return None
+    _, m, c, e = rq
+    w2 = 2 * w
+    per = np.stack([_m4_halves(w2[0, 0], w2[0, 1]), _m4_halves(w2[1, 0], w2[1, 1]),
+                    _m4_halves(w2[2, 0], w2[2, 1]), _m4_halves(w2[0, 2], w2[1, 2]),
+                    _m4_halves(w2[2, 2], np.zeros(oc)), _i32(bias2), _i32(m), _i32(c), _i32(e)], axis=1)
+    ph, pw = _m4_dw_plane(f)
+    head = _i32([_M4_PACK_DW3X3, _M4_RQ_FAST, ph, pw])
+    return ctx.array("m4pack", np.concatenate([head, per.ravel()]), "int32_t")
 
 
 def conv_scratch_bytes(target: str, kind: str, fields: dict) -> int:
     """Scratch the target's kernel needs (mirrors the *_buffer_size() functions of that kernel set)."""
-    if target != "cortex-m4":
+    if target != "cortex-m4" or not fields.get("packed"):
         return 0
     if kind == "conv":
-        # im2col of two output pixels as int16: 2 * k_h * k_w * in_c halfwords.
-        return 2 * 2 * fields["k_h"] * fields["k_w"] * fields["in_c"]
+        # im2col of two output pixels as int16, the patch rounded up to a multiple of 4 values.
+        k4 = (fields["k_h"] * fields["k_w"] * fields["in_c"] + 3) // 4 * 4
+        return 4 * k4
     if kind == "depthwise":
-        return 0
-    if kind == "fc":
-        return 0
+        ph, pw = _m4_dw_plane(fields)
+        return 2 * ph * pw
     return 0
 
 
@@ -97,7 +196,11 @@ def _bias(ctx: Ctx, op: Op) -> str:
 
 @lowering("CONV_2D")
 def conv2d(ctx: Ctx, op: Op) -> Lowered:
-    fields, macs, *_ = _conv_common(ctx, op, depthwise=False)
+    fields, macs, _, _, _, (m, s) = _conv_common(ctx, op, depthwise=False)
+    if ctx.target == "cortex-m4":
+        packed = _m4_pack_conv(ctx, op, (m, s, fields["output_offset"]))
+        if packed is not None:
+            fields["packed"] = packed
     p = ctx.params("kws_nn_conv_params", fields)
     call = (f"kws_nn_conv2d_s8({p}, {ctx.ptr(op.inputs[0])}, {ctx.weights(op.inputs[1])}, {_bias(ctx, op)}, "
             f"{ctx.ptr(op.outputs[0])}, {{SCRATCH}});")
@@ -107,7 +210,11 @@ def conv2d(ctx: Ctx, op: Op) -> Lowered:
 
 @lowering("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(ctx: Ctx, op: Op) -> Lowered:
-    fields, macs, *_ = _conv_common(ctx, op, depthwise=True)
+    fields, macs, _, _, _, (m, s) = _conv_common(ctx, op, depthwise=True)
+    if ctx.target == "cortex-m4":
+        packed = _m4_pack_dw(ctx, op, fields, (m, s, fields["output_offset"]))
+        if packed is not None:
+            fields["packed"] = packed
     p = ctx.params("kws_nn_conv_params", fields)
     call = (f"kws_nn_depthwise_conv2d_s8({p}, {ctx.ptr(op.inputs[0])}, {ctx.weights(op.inputs[1])}, "
             f"{_bias(ctx, op)}, {ctx.ptr(op.outputs[0])}, {{SCRATCH}});")

@@ -124,11 +124,11 @@ void kws_nn_mul_s8(const kws_nn_binary_params *p, const int8_t *in1, const int8_
 
 // MEAN of int8 over a block: the input is viewed as [outer, reduce, inner] and reduced over the
 // middle dimension; output [outer, inner]. out = clamp(MBQM(sum - count * in_zp, m, s) + out_zp)
-// when requantize is set, else the rounded mean of the raw values (same quantization in and out).
+// where m and s include 1/count, folded in as tflite-micro's QuantizedMeanOrSum does (always, even
+// when input and output quantization are the same).
 typedef struct {
     int32_t outer, reduce, inner;
     int32_t input_zero_point, output_zero_point;
-    int32_t requantize;
     int32_t multiplier, shift;
 } kws_nn_mean_params;
 

@@ -60,14 +60,8 @@ void kws_nn_mean_s8(const kws_nn_mean_params *p, const int8_t *input, int8_t *ou
             for (int32_t r = 0; r < p->reduce; r++) {
                 sum += in[(size_t)r * p->inner];
             }
-            int32_t v;
-            if (p->requantize) {
-                sum -= p->reduce * p->input_zero_point;
-                v = kws_nn_requantize(sum, p->multiplier, p->shift) + p->output_zero_point;
-            } else {
-                const int32_t n = p->reduce;
-                v = sum > 0 ? (sum + n / 2) / n : (sum - n / 2) / n;
-            }
+            sum -= p->reduce * p->input_zero_point;
+            const int32_t v = kws_nn_requantize(sum, p->multiplier, p->shift) + p->output_zero_point;
             output[(size_t)o * p->inner + i] = (int8_t)kws_nn_clamp(v, -128, 127);
         }
     }

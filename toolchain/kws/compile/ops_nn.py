@@ -11,6 +11,7 @@ import numpy as np
 from kws.compile import fixedpoint as fx
 from kws.compile.lower import Ctx, Lowered, activation_range, compute_padding, lowering
 from kws.compile.ir import Op
+from kws.compile.ops_tensor import _contig_strides, copy_call
 
 _ACT = "fusedActivationFunction"
 
@@ -350,6 +351,15 @@ def logistic(ctx: Ctx, op: Op) -> Lowered:
                    inplace=[(op.inputs[0], op.outputs[0])], kernel="lut_s8")
 
 
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """MEAN's requantization as tflite-micro's QuantizedMeanOrSum: QuantizeMultiplier(in/out scale),
+    then 1/count folded into it by integer division after a left shift of floor(log2(count)), at most
+    32 and at most 31 + shift (so that the final shift stays >= -31)."""
+    m, s = fx.quantize_multiplier(float(np.float64(in_scale) / np.float64(out_scale)))
+    k = min(count.bit_length() - 1, 32, 31 + s)
+    return (m << k) // count, s - k
+
+
 @lowering("MEAN")
 def mean(ctx: Ctx, op: Op) -> Lowered:
     x = ctx.expect(op.inputs[0], ("int8",), "input")
@@ -358,18 +368,36 @@ def mean(ctx: Ctx, op: Op) -> Lowered:
     if axes_t.data is None:
         raise ctx.fail("the reduction axes must be constant")
     nd = len(x.shape)
-    axes = sorted({int(a) % nd for a in np.asarray(axes_t.data).ravel()})
-    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
-        raise ctx.fail(f"reduction over axes {axes} is not supported (they must be contiguous)")
-    outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
+    given_axes = [int(a) for a in np.asarray(axes_t.data).ravel()]
+    if any(not -nd <= a < nd for a in given_axes):
+        raise ctx.fail(f"reduction axes {given_axes} are out of range for a rank-{nd} input")
+    axes = {a % nd for a in given_axes}
     reduce = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
+    if y.size * reduce != x.size:
+        raise ctx.fail(f"output has {y.size} elements, expected {x.size // reduce}")
+    # Dimensions of size 1 do not matter; if the reduced ones are then adjacent, the input is a
+    # [outer, reduce, inner] block. Otherwise a strided copy into scratch first moves the kept
+    # dimensions to the front (integer sums do not depend on the order).
+    big = [d for d in range(nd) if x.shape[d] != 1]
+    at = [i for i, d in enumerate(big) if d in axes]
+    src, scratch, pre = ctx.ptr(op.inputs[0]), 0, ""
+    if not at or at == list(range(at[0], at[-1] + 1)):
+        first = big[at[0]] if at else nd
+        outer = int(np.prod(x.shape[:first], dtype=np.int64))
+        inner = x.size // (outer * reduce)
+    else:
+        keep = [d for d in big if d not in axes]
+        perm = keep + [d for d in big if d in axes]
+        counts = [x.shape[d] for d in perm]
+        cs = _contig_strides(x.shape)
+        pre = copy_call(ctx, 1, counts, [cs[d] for d in perm], _contig_strides(counts), src, "{SCRATCH}") + "\n"
+        src, scratch = "(const int8_t *){SCRATCH}", x.size
+        outer, inner = x.size // reduce, 1
     xs, xz = ctx.per_tensor(x, "input")
     ys, yz = ctx.per_tensor(y, "output")
-    same = (xs == ys and xz == yz)
-    m, s = fx.quantize_multiplier(float(np.float64(xs) / np.float64(ys) / reduce)) if not same else (0, 0)
+    # tflite-micro requantizes even when input and output quantization are the same.
+    m, s = mean_multiplier(xs, ys, reduce)
     p = ctx.params("kws_nn_mean_params", dict(outer=outer, reduce=reduce, inner=inner, input_zero_point=xz,
-                                              output_zero_point=yz, requantize=int(not same),
-                                              multiplier=m, shift=s))
-    return Lowered(f"kws_nn_mean_s8({p}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});",
-                   macs=x.size, kernel="mean_s8")
+                                              output_zero_point=yz, multiplier=m, shift=s))
+    return Lowered(f"{pre}kws_nn_mean_s8({p}, {src}, {ctx.ptr(op.outputs[0])});",
+                   macs=x.size, scratch_bytes=scratch, kernel="mean_s8")

@@ -7,9 +7,10 @@
 //
 // Packed layout (int32 words): [KWS_M4_PACK_CONV, mode, K4, groups], then per group of four output
 // channels g (channel 4g + j; channels past out_c are zero):
-//   16 words: bias2[4] (2 * bias), m[4], c[4] (fast) or shift[4] (generic), e[4] (fast) or 0[4]
+//   4 words: bias2[j] = 2 * bias
 //   K4/2 * 4 words: for column word k, the weight words of channels 4g+0..3, each holding the doubled
-//   weights of patch values (4(k/2) + (k%2), 4(k/2) + (k%2) + 2) in its (low, high) halves.
+//   weights of patch values (4(k/2) + (k%2), 4(k/2) + (k%2) + 2) in its (low, high) halves
+//   12 words: per channel j, (m, c, e) (fast mode, see nn_m4.h) or (m, shift, 0) (generic mode).
 // The patch is OHWI order (ky, kx, ic), K = k_h * k_w * in_c values, zero-padded to K4 (multiple of 4).
 //
 // Scratch: two columns of K4 int16, interleaved word by word (word k of pixel A, then of pixel B):
@@ -42,6 +43,7 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
                    int32_t k4) {
     const int32_t off = p->input_offset;
     const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
+    const uint32_t zp = (uint32_t)(uint8_t)(int8_t)(-off);  // the byte that expands to 0
     const int32_t in_c = p->in_c;
     const int32_t row_len = p->k_w * in_c;
     const int32_t y0 = oy * p->stride_h - p->pad_top;
@@ -49,11 +51,13 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
     const int32_t x_last = x0 + (p->k_w - 1) * p->dilation_w;
     const int row_words = (row_len & 3) == 0;
     const int row_contiguous = row_words && p->dilation_w == 1;
+    const int32_t in_w = p->in_w;
     int32_t k = 0;
     for (int32_t ky = 0; ky < p->k_h; ky++) {
         const int32_t y = y0 + ky * p->dilation_h;
         const int y_in = y >= 0 && y < p->in_h;
-        if (row_words && (!y_in || x_last < 0 || x0 >= p->in_w)) {
+        const int8_t *src_row = in_b + (size_t)y * in_w * in_c;
+        if (row_words && (!y_in || x_last < 0 || x0 >= in_w)) {
             int32_t *dst = col + k;  // k is a multiple of 4: word k/2 of the column, interleaved
             for (int32_t i = 0; i < row_len; i += 4) {
                 dst[0] = 0;
@@ -61,8 +65,8 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
                 dst += 4;
             }
             k += row_len;
-        } else if (row_contiguous && x0 >= 0 && x_last < p->in_w) {
-            const int8_t *src = in_b + ((size_t)y * p->in_w + x0) * in_c;
+        } else if (row_contiguous && x0 >= 0 && x_last < in_w) {
+            const int8_t *src = src_row + (size_t)x0 * in_c;
             int32_t *dst = col + k;
             for (int32_t i = 0; i < row_len; i += 4) {
                 const int32_t v = m4_ld32(src + i);
@@ -71,11 +75,33 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
                 dst += 4;
             }
             k += row_len;
+        } else if (row_words) {
+            // Partly in the padding: gather the row's bytes (the zero point outside), four at a time.
+            int32_t *dst = col + k;
+            uint32_t word = 0;
+            int32_t fill = 0;
+            for (int32_t kx = 0; kx < p->k_w; kx++) {
+                const int32_t x = x0 + kx * p->dilation_w;
+                const int inside = x >= 0 && x < in_w;
+                const int8_t *src = src_row + (size_t)x * in_c;
+                for (int32_t ic = 0; ic < in_c; ic++) {
+                    const uint32_t b = inside ? (uint32_t)(uint8_t)src[ic] : zp;
+                    word |= b << (8 * fill);
+                    if (++fill == 4) {
+                        dst[0] = m4_sxtab16(off2, (int32_t)word);
+                        dst[2] = m4_sxtab16_ror8(off2, (int32_t)word);
+                        dst += 4;
+                        word = 0;
+                        fill = 0;
+                    }
+                }
+            }
+            k += row_len;
         } else {
             for (int32_t kx = 0; kx < p->k_w; kx++) {
                 const int32_t x = x0 + kx * p->dilation_w;
-                if (y_in && x >= 0 && x < p->in_w) {
-                    const int8_t *src = in_b + ((size_t)y * p->in_w + x) * in_c;
+                if (y_in && x >= 0 && x < in_w) {
+                    const int8_t *src = src_row + (size_t)x * in_c;
                     for (int32_t ic = 0; ic < in_c; ic++) {
                         put16(col, k++, src[ic] + off);
                     }
@@ -92,6 +118,20 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
     }
 }
 
+// 1x1 kernels without padding, in_c a multiple of 4: the two pixels' input vectors a and b straight
+// into the interleaved columns.
+static void im2col_1x1_pair(const int8_t *a, const int8_t *b, int32_t in_c, int32_t off, int32_t *col) {
+    const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
+    for (int32_t i = 0; i < in_c; i += 4) {
+        const int32_t va = m4_ld32(a + i), vb = m4_ld32(b + i);
+        col[0] = m4_sxtab16(off2, va);
+        col[1] = m4_sxtab16(off2, vb);
+        col[2] = m4_sxtab16_ror8(off2, va);
+        col[3] = m4_sxtab16_ror8(off2, vb);
+        col += 4;
+    }
+}
+
 // Writes the four results of one group (already int8) for one pixel.
 static inline void store4(int8_t *out, uint32_t word, int32_t n) {
     if (n >= 4) {
@@ -104,97 +144,128 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 }
 
 #if KWS_M4_DSP
-#define M4_STEP                                                \
-    "ldrd %[x], %[y], [%[c]], #8\n\t"                          \
-    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                        \
-    "smlad %[a0], %[x], %[w0], %[a0]\n\t"                      \
-    "smlad %[b0], %[y], %[w0], %[b0]\n\t"                      \
-    "smlad %[a1], %[x], %[w1], %[a1]\n\t"                      \
-    "smlad %[b1], %[y], %[w1], %[b1]\n\t"                      \
-    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                        \
-    "smlad %[a2], %[x], %[w0], %[a2]\n\t"                      \
-    "smlad %[b2], %[y], %[w0], %[b2]\n\t"                      \
-    "smlad %[a3], %[x], %[w1], %[a3]\n\t"                      \
-    "smlad %[b3], %[y], %[w1], %[b3]\n\t"
+#define M4_UNUSED __attribute__((unused))
+
+// The fast case in assembly: every group full (out_c % 4 == 0), fast requantization, no clamp beyond
+// int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
+// words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
+// small stack frame: [sp] column end, [sp+4] column start, [sp+8] out_a, [sp+12] out_b,
+// [sp+16] groups left, [sp+20] k4 & 4 (the loop does four column words per turn and is entered half-way
+// when k4 / 2 is 2 mod 4).
+#define M4_STEP                        \
+    "ldrd r8, r9, [r12], #8\n\t"       \
+    "ldrd r10, r11, [lr], #8\n\t"      \
+    "smlad r0, r8, r10, r0\n\t"        \
+    "smlad r4, r9, r10, r4\n\t"        \
+    "smlad r1, r8, r11, r1\n\t"        \
+    "smlad r5, r9, r11, r5\n\t"        \
+    "ldrd r10, r11, [lr], #8\n\t"      \
+    "smlad r2, r8, r10, r2\n\t"        \
+    "smlad r6, r9, r10, r6\n\t"        \
+    "smlad r3, r8, r11, r3\n\t"        \
+    "smlad r7, r9, r11, r7\n\t"
+// Requantize channel j of both pixels (accumulators a, b) with the next (m, c, e) triple.
+#define M4_RQ(a, b)                    \
+    "ldmia lr!, {r8, r9, r10}\n\t"     \
+    "add r11, r9, " a ", asr #31\n\t"  \
+    "smmlar " a ", " a ", r8, r11\n\t" \
+    "asr " a ", " a ", r10\n\t"        \
+    "ssat " a ", #8, " a "\n\t"        \
+    "add r11, r9, " b ", asr #31\n\t"  \
+    "smmlar " b ", " b ", r8, r11\n\t" \
+    "asr " b ", " b ", r10\n\t"        \
+    "ssat " b ", #8, " b "\n\t"
+
+__attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_UNUSED, const int32_t *pk M4_UNUSED,
+                                                          int8_t *out_a M4_UNUSED, int8_t *out_b M4_UNUSED,
+                                                          int32_t k4 M4_UNUSED, int32_t groups M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldrd r4, r5, [sp, #36]\n\t"     // k4, groups
+        "sub sp, sp, #24\n\t"
+        "add r6, r0, r4, lsl #2\n\t"
+        "and r7, r4, #4\n\t"
+        "strd r6, r0, [sp, #0]\n\t"
+        "strd r2, r3, [sp, #8]\n\t"
+        "strd r5, r7, [sp, #16]\n\t"
+        "mov lr, r1\n"
+        "1:\n\t"
+        "ldr r12, [sp, #4]\n\t"
+        "ldmia lr!, {r0-r3}\n\t"
+        "mov r4, r0\n\t"
+        "mov r5, r1\n\t"
+        "mov r6, r2\n\t"
+        "mov r7, r3\n\t"
+        "ldr r8, [sp, #20]\n\t"
+        "cmp r8, #0\n\t"
+        "bne 3f\n"
+        "2:\n\t" M4_STEP M4_STEP
+        "3:\n\t" M4_STEP M4_STEP
+        "ldr r8, [sp, #0]\n\t"
+        "cmp r12, r8\n\t"
+        "bne 2b\n\t"
+        M4_RQ("r0", "r4") M4_RQ("r1", "r5") M4_RQ("r2", "r6") M4_RQ("r3", "r7")
+        "bfi r0, r1, #8, #8\n\t"
+        "bfi r4, r5, #8, #8\n\t"
+        "bfi r0, r2, #16, #8\n\t"
+        "bfi r4, r6, #16, #8\n\t"
+        "bfi r0, r3, #24, #8\n\t"
+        "bfi r4, r7, #24, #8\n\t"
+        "ldrd r8, r9, [sp, #8]\n\t"
+        "str r0, [r8], #4\n\t"
+        "str r4, [r9], #4\n\t"
+        "strd r8, r9, [sp, #8]\n\t"
+        "ldr r8, [sp, #16]\n\t"
+        "subs r8, r8, #1\n\t"
+        "str r8, [sp, #16]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #24\n\t"
+        "pop {r4-r11, pc}\n");
+}
 #endif
 
 // acc[0..3] (pixel A) and acc[4..7] (pixel B) += the dot products of the two interleaved columns
-// (k4 int16 each, k4 a multiple of 4) with the four weight rows of one group; returns the pointer
-// past the group's weights. All 14 general registers are in use in the loop, so its end pointer lives
-// on the stack.
-static inline const int32_t *dot_2x4(const int32_t *col, const int32_t *w, int32_t k4, int32_t acc[8]) {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
-#if KWS_M4_DSP
-    // k4 / 2 word steps (an even number), four per loop turn: enter half-way when it is 2 mod 4.
-    int32_t x = (int32_t)(uintptr_t)(col + k4), y = k4 & 4, w0, w1;
-    __asm__ volatile(
-        "push {%[x]}\n\t"
-        "cmp %[y], #0\n\t"
-        "bne 2f\n"
-        "1:\n\t" M4_STEP M4_STEP
-        "2:\n\t" M4_STEP M4_STEP
-        "ldr %[x], [sp]\n\t"
-        "cmp %[c], %[x]\n\t"
-        "bne 1b\n\t"
-        "add sp, sp, #4\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
-          [b2] "+r"(b2), [b3] "+r"(b3), [c] "+r"(col), [w] "+r"(w), [x] "+r"(x), [y] "+r"(y),
-          [w0] "=&r"(w0), [w1] "=&r"(w1)
-        :
-        : "cc", "memory");
-#else
+// (k4 int16 each) with the four weight rows of one group; returns the pointer past those weights.
+static const int32_t *dot_2x4(const int32_t *col, const int32_t *w, int32_t k4, int32_t acc[8]) {
     for (int32_t i = 0; i < k4; i += 2) {
         const int32_t x = col[i], y = col[i + 1];
-        a0 = m4_smlad(x, w[0], a0);
-        b0 = m4_smlad(y, w[0], b0);
-        a1 = m4_smlad(x, w[1], a1);
-        b1 = m4_smlad(y, w[1], b1);
-        a2 = m4_smlad(x, w[2], a2);
-        b2 = m4_smlad(y, w[2], b2);
-        a3 = m4_smlad(x, w[3], a3);
-        b3 = m4_smlad(y, w[3], b3);
+        for (int j = 0; j < 4; j++) {
+            acc[j] = m4_smlad(x, w[j], acc[j]);
+            acc[4 + j] = m4_smlad(y, w[j], acc[4 + j]);
+        }
         w += 4;
     }
-#endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = b0;
-    acc[5] = b1;
-    acc[6] = b2;
-    acc[7] = b3;
     return w;
 }
 
-// Both columns against every group of output channels; results to out_a and (if not NULL) out_b.
+// Both columns against every group of output channels; results to out_a, then out_b.
 static void gemm_pair(const kws_nn_conv_params *p, const int32_t *col, int32_t k4, int8_t *out_a, int8_t *out_b) {
     const int32_t *pk = p->packed + 4;
     const int32_t groups = p->packed[3];
     const int fast = p->packed[1] == KWS_M4_RQ_FAST;
     const int clamp_lo = p->act_min > -128, clamp_hi = p->act_max < 127;
+#if KWS_M4_DSP
+    if (fast && !clamp_lo && !clamp_hi && (p->out_c & 3) == 0) {
+        gemm_2x4_asm(col, pk, out_a, out_b, k4, groups);
+        return;
+    }
+#endif
     const uint32_t lo4 = m4_splat8(p->act_min), hi4 = m4_splat8(p->act_max);
     for (int32_t g = 0; g < groups; g++) {
-        const int32_t *prm = pk;
-        int32_t acc[8] = {prm[0], prm[1], prm[2], prm[3], prm[0], prm[1], prm[2], prm[3]};
-        pk = dot_2x4(col, pk + 16, k4, acc);
-        const int32_t n = p->out_c - 4 * g;
-        uint32_t ra, rb;
-        if (fast) {
-            ra = m4_pack4(m4_requant(acc[0], prm[4], prm[8], prm[12]), m4_requant(acc[1], prm[5], prm[9], prm[13]),
-                          m4_requant(acc[2], prm[6], prm[10], prm[14]), m4_requant(acc[3], prm[7], prm[11], prm[15]));
-            rb = m4_pack4(m4_requant(acc[4], prm[4], prm[8], prm[12]), m4_requant(acc[5], prm[5], prm[9], prm[13]),
-                          m4_requant(acc[6], prm[6], prm[10], prm[14]), m4_requant(acc[7], prm[7], prm[11], prm[15]));
-        } else {
-            int32_t y[8];
-            for (int j = 0; j < 8; j++) {
-                y[j] = kws_nn_clamp(kws_nn_requantize(acc[j] >> 1, prm[4 + (j & 3)], prm[8 + (j & 3)]) +
-                                        p->output_offset, -128, 127);
+        int32_t acc[8] = {pk[0], pk[1], pk[2], pk[3], pk[0], pk[1], pk[2], pk[3]};
+        pk = dot_2x4(col, pk + 4, k4, acc);
+        int32_t y[8];
+        for (int j = 0; j < 4; j++, pk += 3) {
+            if (fast) {
+                y[j] = m4_requant(acc[j], pk[0], pk[1], pk[2]);
+                y[4 + j] = m4_requant(acc[4 + j], pk[0], pk[1], pk[2]);
+            } else {
+                y[j] = kws_nn_clamp(kws_nn_requantize(acc[j] >> 1, pk[0], pk[1]) + p->output_offset, -128, 127);
+                y[4 + j] =
+                    kws_nn_clamp(kws_nn_requantize(acc[4 + j] >> 1, pk[0], pk[1]) + p->output_offset, -128, 127);
             }
-            ra = m4_pack4(y[0], y[1], y[2], y[3]);
-            rb = m4_pack4(y[4], y[5], y[6], y[7]);
         }
+        uint32_t ra = m4_pack4(y[0], y[1], y[2], y[3]), rb = m4_pack4(y[4], y[5], y[6], y[7]);
         if (clamp_lo) {
             ra = m4_max8(ra, lo4);
             rb = m4_max8(rb, lo4);
@@ -203,44 +274,54 @@ static void gemm_pair(const kws_nn_conv_params *p, const int32_t *col, int32_t k
             ra = m4_min8(ra, hi4);
             rb = m4_min8(rb, hi4);
         }
+        const int32_t n = p->out_c - 4 * g;
         store4(out_a + 4 * g, ra, n);
-        if (out_b != NULL) {
-            store4(out_b + 4 * g, rb, n);
-        }
+        store4(out_b + 4 * g, rb, n);
     }
 }
 
+// Pixels two at a time (A in the even column words, B in the odd ones). An odd last pixel goes in
+// column B with zeros in A, and both results go to the same place: B's are stored last.
 static void conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch) {
     const int32_t k4 = patch_len4(p);
     int32_t *col = (int32_t *)scratch;
-    const int32_t pixels = p->out_h * p->out_w;
-    const size_t in_size = (size_t)p->in_h * p->in_w * p->in_c;
+    const int32_t out_w = p->out_w, pixels = p->out_h * out_w, in_c = p->in_c;
+    const size_t in_size = (size_t)p->in_h * p->in_w * in_c;
+    const int one_by_one = p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+                           (in_c & 3) == 0 && (p->out_h - 1) * p->stride_h < p->in_h &&
+                           (out_w - 1) * p->stride_w < p->in_w;
+    const size_t step_x = (size_t)p->stride_w * in_c, step_y = (size_t)p->stride_h * p->in_w * in_c;
     for (int32_t b = 0; b < p->batches; b++) {
         const int8_t *in_b = input + (size_t)b * in_size;
+        int8_t *out = output + (size_t)b * pixels * p->out_c;
         int32_t oy = 0, ox = 0;
         for (int32_t n = 0; n < pixels; n += 2) {
-            im2col(p, in_b, oy, ox, col, k4);
-            int8_t *out_a = output + (size_t)n * p->out_c;
-            int8_t *out_b = NULL;
-            if (++ox == p->out_w) {
+            int8_t *out_a = out + (size_t)n * p->out_c;
+            int8_t *out_b = out_a + p->out_c;
+            const int32_t oy_a = oy, ox_a = ox;
+            if (++ox == out_w) {
                 ox = 0;
                 oy++;
             }
-            if (n + 1 < pixels) {
-                im2col(p, in_b, oy, ox, col + 1, k4);
-                out_b = out_a + p->out_c;
-                if (++ox == p->out_w) {
-                    ox = 0;
-                    oy++;
-                }
-            } else {
+            if (n + 1 == pixels) {
                 for (int32_t i = 0; i < k4; i += 2) {
-                    col[i + 1] = 0;
+                    col[i] = 0;
                 }
+                im2col(p, in_b, oy_a, ox_a, col + 1, k4);
+                out_b = out_a;
+            } else if (one_by_one) {
+                im2col_1x1_pair(in_b + oy_a * step_y + ox_a * step_x, in_b + oy * step_y + ox * step_x, in_c,
+                                p->input_offset, col);
+            } else {
+                im2col(p, in_b, oy_a, ox_a, col, k4);
+                im2col(p, in_b, oy, ox, col + 1, k4);
+            }
+            if (++ox == out_w) {
+                ox = 0;
+                oy++;
             }
             gemm_pair(p, col, k4, out_a, out_b);
         }
-        output += (size_t)pixels * p->out_c;
     }
 }
 

@@ -3,15 +3,18 @@
 //
 // Fast path (p->packed, written by `kws compile --target cortex-m4` for 3x3 kernels with stride 1,
 // no dilation and depth multiplier 1): one channel at a time, the input channel is copied into the
-// scratch buffer as an int16 plane (input + input_offset, 0 in the padding), then 2x2 blocks of outputs
-// are computed with SMLAD on pairs of horizontally adjacent plane values (unaligned word loads) and
-// SMLAxy for the third column, against doubled int16 weights. Otherwise: portable loops.
+// scratch buffer as an int16 plane stored column by column (input + input_offset, 0 in the padding).
+// Down each output column, pairs of outputs (oy, oy + 1) take, from each of the three plane columns,
+// the words (oy, oy+1) and (oy+2, oy+3) (one LDRD) and (oy+1, oy+2) (one unaligned LDR): SMLAD with
+// the vertical weight pairs, SMLAxy for the third kernel row. Weights are doubled int16 (nn_m4.h).
+// Otherwise: portable loops.
 //
 // Packed layout (int32 words): [KWS_M4_PACK_DW3X3, KWS_M4_RQ_FAST, PH, PW], then per channel 9 words:
-//   (w00,w01) (w10,w11) (w20,w21) (w02,w12) (w22,0)  doubled int16 weights w<ky><kx>, (low, high)
+//   (w00,w10) (w01,w11) (w02,w12) (w20,w21) (w22,0)  doubled int16 weights w<ky><kx>, (low, high)
 //   bias2, m, c, e                                      requantization (see nn_m4.h)
-// The plane has PH = out_h + 2 (+1 if out_h is odd) rows and PW = out_w + 2 (+1 if out_w is odd)
-// columns; plane (r, q) holds input (r - pad_top, q - pad_left). Scratch: 2 * PH * PW bytes.
+// The plane has PW = out_w + 2 columns of PH = out_h + 2 (+1 if out_h is odd) values; value r of
+// column q is input (r - pad_top, q - pad_left). Scratch: 2 * PH * PW bytes rounded up to a multiple
+// of 4.
 #include "kws/nn.h"
 #include "nn/nn_fixedpoint.h"
 #include "nn_m4.h"
@@ -27,131 +30,203 @@ size_t kws_nn_depthwise_conv2d_s8_buffer_size(const kws_nn_conv_params *p) {
         return 0;
     }
     const int32_t ph = p->out_h + (p->out_h & 1) + 2;
-    const int32_t pw = p->out_w + (p->out_w & 1) + 2;
-    return (size_t)ph * (size_t)pw * 2u;
+    const int32_t pw = p->out_w + 2;
+    return ((size_t)ph * (size_t)pw * 2u + 3u) & ~(size_t)3;
 }
 
-// Plane of channel c of in_b: ph x pw int16, (x + input_offset), 0 outside the input.
-static void build_plane(const kws_nn_conv_params *p, const int8_t *in_b, int32_t c, int16_t *plane, int32_t ph,
-                        int32_t pw) {
+// Channel c of in_b (in_b already points at channel c) into the plane interior; the border stays 0
+// from dw3x3_packed's memset.
+__attribute__((noinline)) static void fill_plane(const kws_nn_conv_params *p, const int8_t *in_b, int16_t *plane,
+                                                 int32_t ph, int32_t pw) {
     const int32_t in_c = p->in_c;
     const int32_t off = p->input_offset;
     const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
-    const int32_t x_lo = p->pad_left;                          // first plane column inside the input
-    int32_t x_hi = p->pad_left + p->in_w;                      // one past the last
-    if (x_hi > pw) {
-        x_hi = pw;
+    int32_t rows = p->in_h, cols = p->in_w;
+    if (rows > ph - p->pad_top) {
+        rows = ph - p->pad_top;
     }
-    for (int32_t r = 0; r < ph; r++) {
-        int16_t *row = plane + r * pw;
-        const int32_t y = r - p->pad_top;
-        if (y < 0 || y >= p->in_h || x_lo >= x_hi) {
-            for (int32_t q = 0; q < pw; q++) {
-                row[q] = 0;
+    if (cols > pw - p->pad_left) {
+        cols = pw - p->pad_left;
+    }
+    const int32_t rs = p->in_w * in_c;  // input row stride
+    int16_t *dst_col = plane + p->pad_left * ph + p->pad_top;
+    for (int32_t x = 0; x < cols; x++) {
+        const int8_t *src = in_b + x * in_c;
+        int16_t *dst = dst_col;
+        int16_t *const end = dst + (rows & ~1);
+        while (dst != end) {
+            const uint32_t a = (uint8_t)src[0];
+            const uint32_t b = (uint8_t)src[rs];
+            src += 2 * rs;
+            m4_st32(dst, m4_sxtab16(off2, (int32_t)(a | (b << 16))));
+            dst += 2;
+        }
+        if (rows & 1) {
+            *dst = (int16_t)(src[0] + off);
+        }
+        dst_col += ph;
+    }
+}
+
+#if KWS_M4_DSP
+#define M4_UNUSED __attribute__((unused))
+// One output pair: r0/r1/r2 walk plane columns ox, ox+1, ox+2 (4 bytes per pair), r8-r12 hold the
+// weights (V0 V1 V2 H0 H1); results int8 in r6 (oy) and r7 (oy + 1); leaves the output stride in r3.
+#define M4_DW_PAIR                      \
+    "ldr r6, [sp, #0]\n\t"              \
+    "mov r7, r6\n\t"                    \
+    "ldrd r3, r5, [r0], #4\n\t"         \
+    "ldr r4, [r0, #-2]\n\t"             \
+    "smlad r6, r3, r8, r6\n\t"          \
+    "smlabb r6, r5, r11, r6\n\t"        \
+    "smlad r7, r4, r8, r7\n\t"          \
+    "smlatb r7, r5, r11, r7\n\t"        \
+    "ldrd r3, r5, [r1], #4\n\t"         \
+    "ldr r4, [r1, #-2]\n\t"             \
+    "smlad r6, r3, r9, r6\n\t"          \
+    "smlabt r6, r5, r11, r6\n\t"        \
+    "smlad r7, r4, r9, r7\n\t"          \
+    "smlatt r7, r5, r11, r7\n\t"        \
+    "ldrd r3, r5, [r2], #4\n\t"         \
+    "ldr r4, [r2, #-2]\n\t"             \
+    "smlad r6, r3, r10, r6\n\t"         \
+    "smlabb r6, r5, r12, r6\n\t"        \
+    "smlad r7, r4, r10, r7\n\t"         \
+    "smlatb r7, r5, r12, r7\n\t"        \
+    "ldrd r3, r4, [sp, #4]\n\t"         \
+    "ldr r5, [sp, #12]\n\t"             \
+    "add r12, r4, r6, asr #31\n\t"      \
+    "smmlar r6, r6, r3, r12\n\t"        \
+    "asr r6, r6, r5\n\t"                \
+    "ssat r6, #8, r6\n\t"               \
+    "add r12, r4, r7, asr #31\n\t"      \
+    "smmlar r7, r7, r3, r12\n\t"        \
+    "asr r7, r7, r5\n\t"                \
+    "ssat r7, #8, r7\n\t"               \
+    "ldr r12, [sp, #16]\n\t"            \
+    "ldr r3, [sp, #20]\n\t"
+
+// All output columns of one channel. geom: [column stride of the plane in bytes, output row stride
+// (out_w * in_c), full pairs per column, out_h odd, out_w, in_c]. Stack frame: [sp] bias2, [sp+4] m,
+// [sp+8] c, [sp+12] e, [sp+16] H1, [sp+20] output row stride, [sp+24] end of the column's full pairs,
+// [sp+28] 4 * pairs, [sp+32] odd, [sp+36] columns left, [sp+40] next column's plane pointer,
+// [sp+44] plane column stride, [sp+48] next column's output pointer, [sp+52] in_c.
+__attribute__((naked, noinline)) static void dw3x3_channel_asm(const int16_t *plane M4_UNUSED,
+                                                               const int32_t *pk M4_UNUSED,
+                                                               int8_t *out M4_UNUSED,
+                                                               const int32_t *geom M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #56\n\t"
+        "ldr r4, [r1, #20]\n\t"
+        "str r4, [sp, #0]\n\t"
+        "ldrd r4, r5, [r1, #24]\n\t"
+        "strd r4, r5, [sp, #4]\n\t"
+        "ldrd r4, r5, [r1, #32]\n\t"      // e (and the next word, unused)
+        "str r4, [sp, #12]\n\t"
+        "ldr r4, [r1, #16]\n\t"
+        "str r4, [sp, #16]\n\t"
+        "ldm r3, {r4, r5, r6, r7, r8, r9}\n\t"
+        "str r5, [sp, #20]\n\t"
+        "lsl r6, r6, #2\n\t"
+        "str r6, [sp, #28]\n\t"
+        "strd r7, r8, [sp, #32]\n\t"
+        "str r0, [sp, #40]\n\t"
+        "str r4, [sp, #44]\n\t"
+        "strd r2, r9, [sp, #48]\n\t"
+        "ldm r1, {r8, r9, r10, r11, r12}\n"
+        "1:\n\t"
+        "ldrd r0, r3, [sp, #40]\n\t"
+        "add r1, r0, r3\n\t"
+        "add r2, r1, r3\n\t"
+        "str r1, [sp, #40]\n\t"
+        "ldrd lr, r4, [sp, #48]\n\t"
+        "add r4, lr, r4\n\t"
+        "str r4, [sp, #48]\n\t"
+        "ldr r4, [sp, #28]\n\t"
+        "add r4, r0, r4\n\t"
+        "str r4, [sp, #24]\n\t"
+        "cmp r0, r4\n\t"
+        "beq 3f\n"
+        "2:\n\t" M4_DW_PAIR
+        "strb r6, [lr]\n\t"
+        "strb r7, [lr, r3]\n\t"
+        "add lr, lr, r3, lsl #1\n\t"
+        "ldr r3, [sp, #24]\n\t"
+        "cmp r0, r3\n\t"
+        "bne 2b\n"
+        "3:\n\t"
+        "ldr r3, [sp, #32]\n\t"
+        "cmp r3, #0\n\t"
+        "beq 4f\n\t" M4_DW_PAIR
+        "strb r6, [lr]\n"
+        "4:\n\t"
+        "ldr r3, [sp, #36]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #36]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #56\n\t"
+        "pop {r4-r11, pc}\n");
+}
+#endif
+
+// Portable equivalent of dw3x3_channel_asm (also the path with a clamp narrower than int8).
+static void dw3x3_channel(const kws_nn_conv_params *p, const int16_t *plane, int32_t ph, const int32_t *pk,
+                          int8_t *out) {
+    const int32_t in_c = p->in_c, out_h = p->out_h, out_w = p->out_w;
+    const int32_t row_stride = out_w * in_c;
+    const int32_t v0 = pk[0], v1 = pk[1], v2 = pk[2], h0 = pk[3], h1 = pk[4];
+    const int32_t bias2 = pk[5], m = pk[6], cc = pk[7], e = pk[8];
+    for (int32_t ox = 0; ox < out_w; ox++) {
+        const int16_t *c0 = plane + ox * ph, *c1 = c0 + ph, *c2 = c1 + ph;
+        int8_t *o = out + ox * in_c;
+        for (int32_t oy = 0; oy < out_h; oy += 2) {
+            int32_t a0 = bias2, a1 = bias2;
+            int32_t lo = m4_ld32(c0 + oy), mid = m4_ld32(c0 + oy + 1), hi = m4_ld32(c0 + oy + 2);
+            a0 = m4_smlabb(hi, h0, m4_smlad(lo, v0, a0));
+            a1 = m4_smlatb(hi, h0, m4_smlad(mid, v0, a1));
+            lo = m4_ld32(c1 + oy);
+            mid = m4_ld32(c1 + oy + 1);
+            hi = m4_ld32(c1 + oy + 2);
+            a0 = m4_smlabt(hi, h0, m4_smlad(lo, v1, a0));
+            a1 = m4_smlatt(hi, h0, m4_smlad(mid, v1, a1));
+            lo = m4_ld32(c2 + oy);
+            mid = m4_ld32(c2 + oy + 1);
+            hi = m4_ld32(c2 + oy + 2);
+            a0 = m4_smlabb(hi, h1, m4_smlad(lo, v2, a0));
+            a1 = m4_smlatb(hi, h1, m4_smlad(mid, v2, a1));
+            const int32_t y0 = kws_nn_clamp(m4_requant(a0, m, cc, e), p->act_min, p->act_max);
+            const int32_t y1 = kws_nn_clamp(m4_requant(a1, m, cc, e), p->act_min, p->act_max);
+            o[0] = (int8_t)y0;
+            if (oy + 1 < out_h) {
+                o[row_stride] = (int8_t)y1;
             }
-            continue;
-        }
-        for (int32_t q = 0; q < x_lo; q++) {
-            row[q] = 0;
-        }
-        const int8_t *src = in_b + (size_t)y * p->in_w * in_c + c;
-        int32_t q = x_lo;
-        for (; q + 1 < x_hi; q += 2) {
-            const int32_t a = (uint8_t)src[0];
-            const int32_t b = (uint8_t)src[in_c];
-            src += 2 * in_c;
-            const int32_t v = m4_sxtab16(off2, (int32_t)((uint32_t)a | ((uint32_t)b << 16)));
-            memcpy(row + q, &v, sizeof(v));
-        }
-        if (q < x_hi) {
-            row[q++] = (int16_t)(src[0] + off);
-        }
-        for (; q < pw; q++) {
-            row[q] = 0;
+            o += 2 * row_stride;
         }
     }
 }
 
 static void dw3x3_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, int16_t *plane) {
     const int32_t ph = p->packed[2], pw = p->packed[3];
-    const int32_t in_c = p->in_c, out_w = p->out_w, out_h = p->out_h;
-    const size_t in_size = (size_t)p->in_h * p->in_w * in_c;
-    const size_t row_stride = (size_t)out_w * in_c;  // output row, in bytes
-    const int clamp = p->act_min > -128 || p->act_max < 127;
+    const size_t in_size = (size_t)p->in_h * p->in_w * p->in_c;
+    const size_t out_size = (size_t)p->out_h * p->out_w * p->out_c;
+    memset(plane, 0, (size_t)ph * (size_t)pw * sizeof(int16_t));
+#if KWS_M4_DSP
+    const int use_asm = p->act_min == -128 && p->act_max == 127;
+    const int32_t geom[6] = {ph * 2, p->out_w * p->in_c, p->out_h >> 1, p->out_h & 1, p->out_w, p->in_c};
+#endif
     for (int32_t b = 0; b < p->batches; b++) {
-        const int8_t *in_b = input + (size_t)b * in_size;
-        int8_t *out_b = output + (size_t)b * out_h * row_stride;
         const int32_t *pk = p->packed + 4;
-        for (int32_t c = 0; c < in_c; c++, pk += 9) {
-            build_plane(p, in_b, c, plane, ph, pw);
-            const int32_t w0 = pk[0], w1 = pk[1], w2 = pk[2], w3 = pk[3], w4 = pk[4];
-            const int32_t bias2 = pk[5];
-            for (int32_t oy = 0; oy < out_h; oy += 2) {
-                const int16_t *r0 = plane + oy * pw;
-                int8_t *o = out_b + (size_t)oy * row_stride + c;
-                const int last_row = oy + 1 >= out_h;
-                for (int32_t ox = 0; ox < out_w; ox += 2) {
-                    const int16_t *r = r0 + ox;
-                    int32_t l01 = m4_ld32(r), l12 = m4_ld32(r + 1), l23 = m4_ld32(r + 2);
-                    int32_t a00 = m4_smlad(l01, w0, bias2);
-                    int32_t a01 = m4_smlad(l12, w0, bias2);
-                    a00 = m4_smlabb(l23, w3, a00);
-                    a01 = m4_smlatb(l23, w3, a01);
-                    r += pw;
-                    l01 = m4_ld32(r);
-                    l12 = m4_ld32(r + 1);
-                    l23 = m4_ld32(r + 2);
-                    a00 = m4_smlad(l01, w1, a00);
-                    a01 = m4_smlad(l12, w1, a01);
-                    int32_t a10 = m4_smlad(l01, w0, bias2);
-                    int32_t a11 = m4_smlad(l12, w0, bias2);
-                    a00 = m4_smlabt(l23, w3, a00);
-                    a01 = m4_smlatt(l23, w3, a01);
-                    a10 = m4_smlabb(l23, w3, a10);
-                    a11 = m4_smlatb(l23, w3, a11);
-                    r += pw;
-                    l01 = m4_ld32(r);
-                    l12 = m4_ld32(r + 1);
-                    l23 = m4_ld32(r + 2);
-                    a00 = m4_smlad(l01, w2, a00);
-                    a01 = m4_smlad(l12, w2, a01);
-                    a10 = m4_smlad(l01, w1, a10);
-                    a11 = m4_smlad(l12, w1, a11);
-                    a00 = m4_smlabb(l23, w4, a00);
-                    a01 = m4_smlatb(l23, w4, a01);
-                    a10 = m4_smlabt(l23, w3, a10);
-                    a11 = m4_smlatt(l23, w3, a11);
-                    r += pw;
-                    l01 = m4_ld32(r);
-                    l12 = m4_ld32(r + 1);
-                    l23 = m4_ld32(r + 2);
-                    a10 = m4_smlad(l01, w2, a10);
-                    a11 = m4_smlad(l12, w2, a11);
-                    a10 = m4_smlabb(l23, w4, a10);
-                    a11 = m4_smlatb(l23, w4, a11);
-                    const int32_t m = pk[6], cc = pk[7], e = pk[8];
-                    int32_t y00 = m4_requant(a00, m, cc, e), y01 = m4_requant(a01, m, cc, e);
-                    int32_t y10 = m4_requant(a10, m, cc, e), y11 = m4_requant(a11, m, cc, e);
-                    if (clamp) {
-                        y00 = kws_nn_clamp(y00, p->act_min, p->act_max);
-                        y01 = kws_nn_clamp(y01, p->act_min, p->act_max);
-                        y10 = kws_nn_clamp(y10, p->act_min, p->act_max);
-                        y11 = kws_nn_clamp(y11, p->act_min, p->act_max);
-                    }
-                    const int last_col = ox + 1 >= out_w;
-                    o[0] = (int8_t)y00;
-                    if (!last_col) {
-                        o[in_c] = (int8_t)y01;
-                    }
-                    if (!last_row) {
-                        o[row_stride] = (int8_t)y10;
-                        if (!last_col) {
-                            o[row_stride + in_c] = (int8_t)y11;
-                        }
-                    }
-                    o += 2 * in_c;
-                }
+        for (int32_t c = 0; c < p->in_c; c++, pk += 9) {
+            int8_t *out = output + (size_t)b * out_size + c;
+            fill_plane(p, input + (size_t)b * in_size + c, plane, ph, pw);
+#if KWS_M4_DSP
+            if (use_asm) {
+                dw3x3_channel_asm(plane, pk, out, geom);
+                continue;
             }
+#endif
+            dw3x3_channel(p, plane, ph, pk, out);
         }
     }
 }

@@ -139,18 +139,19 @@ def _m4_pack_conv(ctx: Ctx, op: Op, quant) -> str | None:
     wp = wp.reshape(groups * 4, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(groups * 4, k4 // 2, 2)
     words = _m4_halves(wp[..., 0], wp[..., 1])                         # [groups*4, k4/2]
     words = words.reshape(groups, 4, k4 // 2).transpose(0, 2, 1).reshape(groups, -1)
-    prm = np.stack([np.pad(v, (0, pad)) for v in (bias2, m, r3, r4)])  # [4, groups*4]
-    prm = _i32(prm.reshape(4, groups, 4).transpose(1, 0, 2).reshape(groups, 16))
-    body = np.concatenate([prm, words], axis=1).ravel()
+    b2 = _i32(np.pad(bias2, (0, pad)).reshape(groups, 4))
+    rqw = np.stack([np.pad(np.asarray(v, np.int64), (0, pad)) for v in (m, r3, r4)], axis=1)  # [groups*4, 3]
+    rqw = _i32(rqw.reshape(groups, 12))
+    body = np.concatenate([b2, words, rqw], axis=1).ravel()
     head = _i32([_M4_PACK_CONV, mode, k4, groups])
     return ctx.array("m4pack", np.concatenate([head, body]), "int32_t")
 
 
 def _m4_dw_plane(fields: dict) -> tuple[int, int]:
-    """(rows, cols) of the int16 channel plane of the 3x3 depthwise kernel: the output rounded up to
-    2x2 blocks plus the 3x3 border."""
+    """(rows, cols) of the int16 channel plane of the 3x3 depthwise kernel (stored column by column):
+    the output, rows rounded up to pairs, plus the 3x3 border."""
     oh, ow = fields["out_h"], fields["out_w"]
-    return oh + (oh & 1) + 2, ow + (ow & 1) + 2
+    return oh + (oh & 1) + 2, ow + 2
 
 
 def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
@@ -167,8 +168,8 @@ def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
         return None
     _, m, c, e = rq
     w2 = 2 * w
-    per = np.stack([_m4_halves(w2[0, 0], w2[0, 1]), _m4_halves(w2[1, 0], w2[1, 1]),
-                    _m4_halves(w2[2, 0], w2[2, 1]), _m4_halves(w2[0, 2], w2[1, 2]),
+    per = np.stack([_m4_halves(w2[0, 0], w2[1, 0]), _m4_halves(w2[0, 1], w2[1, 1]),
+                    _m4_halves(w2[0, 2], w2[1, 2]), _m4_halves(w2[2, 0], w2[2, 1]),
                     _m4_halves(w2[2, 2], np.zeros(oc)), _i32(bias2), _i32(m), _i32(c), _i32(e)], axis=1)
     ph, pw = _m4_dw_plane(f)
     head = _i32([_M4_PACK_DW3X3, _M4_RQ_FAST, ph, pw])
@@ -185,7 +186,7 @@ def conv_scratch_bytes(target: str, kind: str, fields: dict) -> int:
         return 4 * k4
     if kind == "depthwise":
         ph, pw = _m4_dw_plane(fields)
-        return 2 * ph * pw
+        return (2 * ph * pw + 3) // 4 * 4
     return 0
 
 

@@ -37,10 +37,125 @@ static inline void put16(int32_t *col, int32_t k, int32_t v) {
     memcpy(at, &h, sizeof(h));
 }
 
+// im2col for patches whose rows are contiguous input bytes (dilation_w == 1, k_w * in_c a multiple of
+// 4, input rows of at least 4 bytes): each patch row is row_len bytes starting at byte x0 * in_c of an
+// input row of L bytes; its groups of four bytes are, left to right, outside (zero), straddling the
+// left edge (load the row's first word, shift in zero-point bytes), inside (load), straddling the
+// right edge, outside. The split is the same for every row of the pixel.
+__attribute__((noinline)) static void im2col_rows(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, int32_t ox, int32_t *col,
+                        int32_t k4) {
+    const int32_t off2 = (int32_t)(((uint32_t)p->input_offset & 0xffffu) * 0x10001u);
+    const uint32_t zp4 = m4_splat8(-p->input_offset);  // bytes that expand to 0
+    const int32_t L = p->in_w * p->in_c;
+    const int32_t groups = (p->k_w * p->in_c) >> 2;
+    const int32_t b0 = (ox * p->stride_w - p->pad_left) * p->in_c;  // first byte of the patch row
+    // Group g covers bytes [b0 + 4g, b0 + 4g + 4) of the input row.
+    int32_t g_lo = b0 >= 0 ? 0 : (3 - b0) >> 2;                    // first group starting at >= 0
+    int32_t g_hi = L - b0 >= 4 ? ((L - b0 - 4) >> 2) + 1 : 0;      // past the last group ending <= L
+    if (g_lo > groups) {
+        g_lo = groups;
+    }
+    if (g_hi > groups) {
+        g_hi = groups;
+    }
+    if (g_hi < g_lo) {
+        g_hi = g_lo;
+    }
+    // A group straddling the left edge starts at b0 + 4(g_lo - 1) in (-4, 0); the right edge: a group
+    // starting at b0 + 4 g_hi in (L - 4, L).
+    const int32_t left_at = b0 + 4 * (g_lo - 1);
+    const int left = g_lo > 0 && left_at > -4;
+    const int32_t right_at = b0 + 4 * g_hi;
+    const int right = g_hi < groups && right_at < L && right_at > L - 4 && !(left && g_lo - 1 == g_hi);
+    const int32_t zl = g_lo - left, zr = groups - g_hi - right, mid = g_hi - g_lo;
+    const int lsh = left ? -8 * left_at : 0;           // bytes to shift in on the left, in bits
+    const int rsh = right ? 8 * (right_at - (L - 4)) : 0;
+    const uint32_t lfill = left ? zp4 >> (32 - lsh) : 0;
+    const uint32_t rfill = right ? zp4 << (32 - rsh) : 0;
+    // Rows [ky_lo, ky_hi) are inside the input, the others zero.
+    const int32_t dh = p->dilation_h, y0 = oy * p->stride_h - p->pad_top;
+    int32_t ky_lo = y0 >= 0 ? 0 : (dh - 1 - y0) / dh;
+    int32_t ky_hi = p->in_h - y0 <= 0 ? 0 : (p->in_h - y0 + dh - 1) / dh;
+    if (ky_hi > p->k_h) {
+        ky_hi = p->k_h;
+    }
+    if (ky_lo > ky_hi) {
+        ky_lo = ky_hi;
+    }
+    int32_t *dst = col;
+    for (int32_t g = ky_lo * groups; g > 0; g--, dst += 4) {
+        dst[0] = 0;
+        dst[2] = 0;
+    }
+    const size_t row_step = (size_t)dh * L;
+    const int32_t rows = ky_hi - ky_lo;
+    const int8_t *row = rows > 0 ? in_b + (ptrdiff_t)(y0 + ky_lo * dh) * L : in_b;
+    if (groups == 1 && (left || right || mid == 1)) {
+        // One group per row: (load << lsh >> rsh) | fill covers the inside, left and right cases.
+        const int8_t *src = row + (left ? 0 : right ? L - 4 : b0);
+        const uint32_t fill = lfill | rfill;
+        for (int32_t r = 0; r < rows; r++, src += row_step, dst += 4) {
+            const int32_t v = (int32_t)((((uint32_t)m4_ld32(src) << lsh) >> rsh) | fill);
+            dst[0] = m4_sxtab16(off2, v);
+            dst[2] = m4_sxtab16_ror8(off2, v);
+        }
+    } else if (mid == groups) {
+        const int8_t *src = row + b0;
+        for (int32_t r = 0; r < rows; r++, src += row_step) {
+            for (int32_t g = 0; g < groups; g++, dst += 4) {
+                const int32_t v = m4_ld32(src + 4 * g);
+                dst[0] = m4_sxtab16(off2, v);
+                dst[2] = m4_sxtab16_ror8(off2, v);
+            }
+        }
+    } else {
+        for (int32_t r = 0; r < rows; r++, row += row_step) {
+            for (int32_t g = 0; g < zl; g++, dst += 4) {
+                dst[0] = 0;
+                dst[2] = 0;
+            }
+            if (left) {
+                const int32_t v = (int32_t)(((uint32_t)m4_ld32(row) << lsh) | lfill);
+                dst[0] = m4_sxtab16(off2, v);
+                dst[2] = m4_sxtab16_ror8(off2, v);
+                dst += 4;
+            }
+            const int8_t *src = mid > 0 ? row + b0 + 4 * g_lo : row;
+            for (int32_t g = 0; g < mid; g++, dst += 4, src += 4) {
+                const int32_t v = m4_ld32(src);
+                dst[0] = m4_sxtab16(off2, v);
+                dst[2] = m4_sxtab16_ror8(off2, v);
+            }
+            if (right) {
+                const int32_t v = (int32_t)(((uint32_t)m4_ld32(row + L - 4) >> rsh) | rfill);
+                dst[0] = m4_sxtab16(off2, v);
+                dst[2] = m4_sxtab16_ror8(off2, v);
+                dst += 4;
+            }
+            for (int32_t g = 0; g < zr; g++, dst += 4) {
+                dst[0] = 0;
+                dst[2] = 0;
+            }
+        }
+    }
+    for (int32_t g = (p->k_h - ky_hi) * groups; g > 0; g--, dst += 4) {
+        dst[0] = 0;
+        dst[2] = 0;
+    }
+    for (int32_t k = p->k_h * groups * 4; k < k4; k += 4, dst += 4) {
+        dst[0] = 0;
+        dst[2] = 0;
+    }
+}
+
 // The patch of output pixel (oy, ox) of batch input in_b, as (x + input_offset) int16 in the packed
 // order, into every other word of col, zero-padded to k4 values.
 static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, int32_t ox, int32_t *col,
                    int32_t k4) {
+    if (p->dilation_w == 1 && ((p->k_w * p->in_c) & 3) == 0 && p->in_w * p->in_c >= 4) {
+        im2col_rows(p, in_b, oy, ox, col, k4);
+        return;
+    }
     const int32_t off = p->input_offset;
     const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
     const uint32_t zp = (uint32_t)(uint8_t)(int8_t)(-off);  // the byte that expands to 0
@@ -73,6 +188,28 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
                 dst[0] = m4_sxtab16(off2, v);
                 dst[2] = m4_sxtab16_ror8(off2, v);
                 dst += 4;
+            }
+            k += row_len;
+        } else if ((in_c & 3) == 0) {
+            // Partly in the padding, whole taps of four channels: copy or zero each tap.
+            int32_t *dst = col + k;
+            for (int32_t kx = 0; kx < p->k_w; kx++) {
+                const int32_t x = x0 + kx * p->dilation_w;
+                if (x >= 0 && x < in_w) {
+                    const int8_t *src = src_row + (size_t)x * in_c;
+                    for (int32_t i = 0; i < in_c; i += 4) {
+                        const int32_t v = m4_ld32(src + i);
+                        dst[0] = m4_sxtab16(off2, v);
+                        dst[2] = m4_sxtab16_ror8(off2, v);
+                        dst += 4;
+                    }
+                } else {
+                    for (int32_t i = 0; i < in_c; i += 4) {
+                        dst[0] = 0;
+                        dst[2] = 0;
+                        dst += 4;
+                    }
+                }
             }
             k += row_len;
         } else if (row_words) {

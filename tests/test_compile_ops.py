@@ -11,11 +11,13 @@ every run tests the same models.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, example, given, note, settings
+from hypothesis import HealthCheck, assume, currently_in_test_context, example, given, note, settings
 from hypothesis import strategies as st
 
 import opmodels
@@ -105,10 +107,10 @@ def fc_specs(draw) -> dict:
 
 
 @st.composite
-def pool_specs(draw) -> dict:
+def pool_specs(draw, kind: str) -> dict:
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     padding = draw(paddings)
-    return {"kind": draw(st.sampled_from(["avg", "max"])), "h": _span(draw, kh, 1, padding),
+    return {"kind": kind, "h": _span(draw, kh, 1, padding),
             "w": _span(draw, kw, 1, padding), "c": draw(st.integers(1, 6)), "kh": kh, "kw": kw,
             "sh": draw(st.integers(1, 3)), "sw": draw(st.integers(1, 3)), "padding": padding,
             "act": draw(acts), **draw(rep_range())}
@@ -162,26 +164,39 @@ def varies(y: np.ndarray, min_values: int = 3) -> bool:
             and len(np.unique(flat)) >= min(min_values, flat.size))
 
 
+def _require(condition: bool) -> None:
+    assert condition, "degenerate example: a constant output or a tensor calibrated to a constant"
+
+
 def run_and_compare(kind: str, spec: dict, *, ops: tuple[str, ...], engines=("host",), min_values: int = 3,
                     n: int = N_INPUTS) -> dict:
-    note(f"{kind} {spec}")
+    """Build the model, run it in tflite-micro and in `engines` with traces, compare every tensor.
+    Under hypothesis, a degenerate model (constant output, a tensor calibrated to a constant) is
+    rejected with assume() and another one drawn; for a fixed example it fails the test."""
+    drawn = currently_in_test_context()
+    check = assume if drawn else _require
+    if drawn:
+        note(f"{kind} {spec}")
     path = opmodels.build(kind, spec)
     g = ir.load(path)
     kinds = [op.kind for op in g.ops]
-    note(f"ops: {kinds}")
+    if drawn:
+        note(f"ops: {kinds}")
     for k in ops:
         assert k in kinds, f"the converter made {kinds}, expected {k}"
     # A tensor calibrated to a constant gets a scale near 0 (e.g. 1e-8): tflite-micro aborts the
-    # process on the multipliers that follow from it. Such models are degenerate: draw others.
-    assume(all(t.scale is None or t.is_const or float(np.min(t.scale)) > 1e-6 for t in g.tensors))
+    # process on the multipliers that follow from it.
+    check(all(t.scale is None or t.is_const or float(np.min(t.scale)) > 1e-6 for t in g.tensors))
     x = inputs_for(g, spec, n)
     ref = sim.run_tflm(path, x, trace=True, graph=g)
-    # A model whose output is constant (e.g. RELU after all-negative weights) proves nothing: such
-    # examples are rejected (hypothesis draws others and fails if it cannot find enough).
-    assume(varies(ref.outputs, min_values))
+    # A model whose output is constant (e.g. RELU after all-negative weights) proves nothing.
+    check(varies(ref.outputs, min_values))
     for engine in engines:
         got = sim.run(engine, path, x, trace=True)
         compare(ref, got, g, engine)
+    if os.environ.get("KWS_OPTEST_LOG"):   # a record of what was compared, for coverage reports
+        with open(os.environ["KWS_OPTEST_LOG"], "a") as f:
+            f.write(json.dumps({"kind": kind, "spec": spec, "ops": kinds, "engines": list(engines)}) + "\n")
     return {"graph": g, "ref": ref}
 
 
@@ -208,10 +223,20 @@ def test_fully_connected(spec):
 
 
 # --- pooling -----------------------------------------------------------------------------------------
-@props(20)
-@given(spec=pool_specs())
-def test_pool2d(spec):
-    run_and_compare("pool2d", spec, ops=("AVERAGE_POOL_2D" if spec["kind"] == "avg" else "MAX_POOL_2D",))
+@props(12)
+@given(spec=pool_specs("avg"))
+@example(spec={"kind": "avg", "h": 7, "w": 5, "c": 3, "kh": 7, "kw": 5, "sh": 1, "sw": 1, "padding": "VALID",
+               "act": "none", "lo": -2.0, "hi": 3.0, "seed": 7})   # a global average pool
+@example(spec={"kind": "avg", "h": 5, "w": 6, "c": 2, "kh": 4, "kw": 3, "sh": 2, "sw": 2, "padding": "SAME",
+               "act": "relu6", "lo": -1.0, "hi": 7.0, "seed": 8})   # windows cut by the border
+def test_avg_pool2d(spec):
+    run_and_compare("pool2d", spec, ops=("AVERAGE_POOL_2D",))
+
+
+@props(10)
+@given(spec=pool_specs("max"))
+def test_max_pool2d(spec):
+    run_and_compare("pool2d", spec, ops=("MAX_POOL_2D",))
 
 
 # --- SOFTMAX, LOGISTIC -------------------------------------------------------------------------------
@@ -285,3 +310,252 @@ def mean_specs(draw) -> dict:
                "seed": 3})
 def test_mean(spec):
     run_and_compare("mean", spec, ops=("MEAN",), min_values=2)
+
+
+# --- data movement: CONCATENATION, STRIDED_SLICE, SPLIT, SPLIT_V, PAD, PADV2, RESHAPE ----------------
+@st.composite
+def concat_specs(draw) -> dict:
+    shape = _shape(draw, 1, 3, 5)
+    rank = len(shape) + 1
+    parts = draw(st.lists(st.sampled_from(["x", "mul", "const", "sigmoid"]), min_size=2, max_size=4))
+    if "x" not in parts and "mul" not in parts:
+        parts.append("x")
+    return {"shape": shape, "axis": draw(st.integers(-rank, rank - 1)), "parts": parts,
+            "c_mean": _r(draw(st.floats(0.25, 3.0))), **draw(rep_range())}
+
+
+@props(12)
+@given(spec=concat_specs())
+def test_concatenation(spec):
+    run_and_compare("concatenation", spec, ops=("CONCATENATION",))
+
+
+def _slice_len(n: int, b, e, s: int) -> int:
+    return len(range(n)[slice(b, e, s)])
+
+
+@st.composite
+def slice_specs(draw) -> dict:
+    shape = _shape(draw, 1, 3, 7)
+    full = [1, *shape]
+    begin, end, strides, bm, em, sm = [0], [1], [1], 0, 0, 0
+    for d, n in enumerate(shape, start=1):
+        s = draw(st.sampled_from([1, 1, 2, 3, -1, -2]))
+        b, e = draw(st.integers(-n - 1, n + 1)), draw(st.integers(-n - 1, n + 1))
+        mb, me = draw(st.booleans()), draw(st.booleans())
+        bm |= mb << d
+        em |= me << d
+        if draw(st.integers(0, 4)) == 0:   # shrink this axis: begin must name an element
+            b, mb = draw(st.integers(-n, n - 1)), False
+            bm &= ~(1 << d)
+            sm |= 1 << d
+            s, e = 1, b + 1
+        begin.append(b), end.append(e), strides.append(s)
+    sizes = [1] + [1 if sm >> d & 1 else
+                   _slice_len(full[d], None if bm >> d & 1 else begin[d], None if em >> d & 1 else end[d], strides[d])
+                   for d in range(1, len(full))]
+    assume(all(sizes) and int(np.prod(sizes)) > 1)
+    return {"shape": shape, "begin": begin, "end": end, "strides": strides, "begin_mask": bm, "end_mask": em,
+            "shrink_mask": sm, **draw(rep_range())}
+
+
+@props(20)
+@given(spec=slice_specs())
+@example(spec={"shape": [5, 4], "begin": [0, -1, 1], "end": [1, -6, 3], "strides": [1, -2, 1], "begin_mask": 0,
+               "end_mask": 0, "shrink_mask": 0, "lo": -1.0, "hi": 1.0, "seed": 5})
+@example(spec={"shape": [3, 4, 5], "begin": [0, 1, 0, 2], "end": [1, 2, 4, 0], "strides": [1, 1, 1, -1],
+               "begin_mask": 4, "end_mask": 8, "shrink_mask": 2, "lo": -1.0, "hi": 1.0, "seed": 6})
+def test_strided_slice(spec):
+    run_and_compare("strided_slice", spec, ops=(), min_values=2)
+
+
+@st.composite
+def split_specs(draw) -> dict:
+    shape = _shape(draw, 1, 3, 6)
+    axis = draw(st.integers(1, len(shape)))
+    n = shape[axis - 1]
+    if draw(st.booleans()):
+        k = draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
+        sizes = k
+    else:
+        cuts = sorted(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=3, unique=True)))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, n]) if b > a]
+        if len(sizes) > 1 and draw(st.booleans()):
+            sizes[draw(st.integers(0, len(sizes) - 1))] = -1
+    if draw(st.booleans()):
+        axis -= len(shape) + 1   # the same axis, counted from the end
+    return {"shape": shape, "axis": axis, "sizes": sizes, **draw(rep_range())}
+
+
+@props(10)
+@given(spec=split_specs())
+def test_split(spec):
+    parts = spec["sizes"] if isinstance(spec["sizes"], int) else len(spec["sizes"])
+    kind = "SPLIT" if isinstance(spec["sizes"], int) else "SPLIT_V"
+    run_and_compare("split", spec, ops=(kind,) if parts > 1 else (), min_values=2)
+
+
+@st.composite
+def pad_specs(draw) -> dict:
+    shape = _shape(draw, 1, 3, 5)
+    pads = [[0, 0]] + [[draw(st.integers(0, 3)), draw(st.integers(0, 3))] for _ in shape]
+    if not any(map(any, pads)):
+        pads[-1][1] = 1
+    value = draw(st.sampled_from([None, None, 0.5, -1.0, 3.0]))
+    return {"shape": shape, "paddings": pads, "value": value, **draw(rep_range())}
+
+
+@props(10)
+@given(spec=pad_specs())
+def test_pad(spec):
+    run_and_compare("pad", spec, ops=("PAD" if spec["value"] is None else "PADV2",), min_values=2)
+
+
+@props(6)
+@given(spec=st.builds(lambda shape_to, then, r: {"shape": shape_to[0], "to": shape_to[1], "then": then, **r},
+                      st.sampled_from([([12], [3, 4]), ([2, 3, 4], [24]), ([4, 6], [2, 2, 6]), ([5, 1], [5])]),
+                      st.sampled_from(["", "logistic"]), rep_range()))
+def test_reshape(spec):
+    run_and_compare("reshape", spec, ops=("RESHAPE",))
+
+
+# --- QUANTIZE, DEQUANTIZE ----------------------------------------------------------------------------
+@st.composite
+def quantize_specs(draw, float_in: bool, float_out: bool) -> dict:
+    op = draw(st.sampled_from(["maxpool", "add", "concat_sigmoid"]))
+    shape = draw(st.sampled_from([[4, 4, 3], [2, 5, 1]])) if op == "maxpool" else _shape(draw, 1, 3, 5)
+    return {"shape": shape, "op": op, "float_in": float_in, "float_out": float_out, **draw(rep_range())}
+
+
+@pytest.mark.parametrize("float_in, float_out", [(False, False), (True, False), (False, True), (True, True)])
+@props(4)
+@given(data=st.data())
+def test_quantize_dequantize(float_in, float_out, data):
+    spec = data.draw(quantize_specs(float_in, float_out), label="spec")
+    if not (float_in or float_out):
+        spec["op"] = "concat_sigmoid"   # the int8 -> int8 QUANTIZE
+    ops = (("QUANTIZE",) if spec["float_in"] or spec["op"] == "concat_sigmoid" else ()) + \
+          (("DEQUANTIZE",) if spec["float_out"] else ())
+    run_and_compare("quantize", spec, ops=ops)
+
+
+# --- a few ops together ------------------------------------------------------------------------------
+@st.composite
+def chain_specs(draw) -> dict:
+    return {"h": draw(st.integers(4, 12)), "w": draw(st.integers(3, 8)), "c": draw(st.integers(2, 9)),
+            "k": draw(st.integers(1, 4)), "stride": draw(st.integers(1, 2)), "residual": draw(st.booleans()),
+            "pool": draw(st.sampled_from(["avg", "mean"])), "classes": draw(st.integers(2, 6)),
+            "w_std": _r(draw(st.floats(0.2, 1.5))), **draw(rep_range())}
+
+
+@props(6)
+@given(spec=chain_specs())
+def test_chain(spec):
+    run_and_compare("chain", spec, ops=("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"))
+
+
+# --- what both tflite-micro and kws compile refuse -----------------------------------------------------
+def _requantized_output(raw: bytes, scale: float, zero_point: int) -> bytes:
+    def edit(model, s):
+        g = model.subgraphs[0]
+        q = g.tensors[g.outputs[0]].quantization
+        q.scale, q.zeroPoint = [scale], [zero_point]
+    return opmodels.patch(raw, edit)
+
+
+@pytest.mark.parametrize("kind, spec, message", [
+    ("softmax", {"shape": [5], "beta": 1.0}, "softmax output must have scale 1/256 and zero point -128"),
+    ("logistic", {"shape": [5]}, "logistic output must have scale 1/256 and zero point -128"),
+])
+def test_rejected_like_tflm(kind, spec, message, tmp_path):
+    """An int8 SOFTMAX / LOGISTIC whose output is not quantized as 1/256, -128: tflite-micro refuses it
+    when it prepares the op, and kws compile refuses it with a message naming the op and the cause."""
+    spec = {**spec, "lo": -2.0, "hi": 2.0, "seed": 1}
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(_requantized_output(opmodels.build(kind, spec).read_bytes(), 1.0 / 128, 0))
+    x = np.zeros((1, *ir.load(bad).t(ir.load(bad).inputs[0]).shape), np.int8)
+    with pytest.raises(RuntimeError):
+        sim.run_tflm(bad, x)
+    with pytest.raises(CompileError, match=rf"op 0 \({kind.upper()}\): .*{message}"):
+        codegen.compile_model(bad, target="host")
+
+
+# --- the same comparisons as Cortex-M4 firmware under QEMU (a subset: each run builds an image) ------
+qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                          reason="qemu-system-arm / arm-none-eabi-gcc not installed (`make setup` installs them)")
+
+
+@st.composite
+def depthwise3x3_specs(draw) -> dict:
+    """The shapes the Cortex-M4 depthwise kernel specialises (3x3, stride 1, multiplier 1), and others."""
+    spec = draw(depthwise_specs())
+    if draw(st.integers(0, 3)) > 0:
+        pad = spec["padding"]
+        spec.update(kh=3, kw=3, stride=1, dilation=1, mult=1, h=_span(draw, 3, 1, pad, 1, 9),
+                    w=_span(draw, 3, 1, pad, 1, 9))
+    return spec
+
+
+@pytest.mark.qemu
+@qemu
+@props(6)
+@given(spec=conv_specs())
+def test_conv2d_qemu(spec):
+    run_and_compare("conv2d", spec, ops=("CONV_2D",), engines=("qemu",))
+
+
+@pytest.mark.qemu
+@qemu
+@props(6)
+@given(spec=depthwise3x3_specs())
+def test_depthwise_conv2d_qemu(spec):
+    run_and_compare("depthwise_conv2d", spec, ops=("DEPTHWISE_CONV_2D",), engines=("qemu",))
+
+
+@pytest.mark.qemu
+@qemu
+@props(3)
+@given(spec=fc_specs())
+def test_fully_connected_qemu(spec):
+    run_and_compare("fully_connected", spec, ops=("FULLY_CONNECTED",), engines=("qemu",))
+
+
+@pytest.mark.qemu
+@qemu
+@props(2)
+@given(spec=chain_specs())
+def test_chain_qemu(spec):
+    run_and_compare("chain", spec, ops=("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"),
+                    engines=("qemu",))
+
+
+_R = {"lo": -1.5, "hi": 2.5, "seed": 3}
+QEMU_CASES = [
+    ("pool2d", {"kind": "avg", "h": 6, "w": 5, "c": 3, "kh": 3, "kw": 2, "sh": 2, "sw": 1, "padding": "SAME",
+                "act": "none", **_R}, ("AVERAGE_POOL_2D",)),
+    ("pool2d", {"kind": "max", "h": 6, "w": 5, "c": 3, "kh": 2, "kw": 3, "sh": 1, "sw": 2, "padding": "VALID",
+                "act": "relu", **_R}, ("MAX_POOL_2D",)),
+    ("softmax", {"shape": [3, 7], "beta": 0.5, **_R}, ("SOFTMAX",)),
+    ("logistic", {"shape": [3, 5], **_R}, ("LOGISTIC",)),
+    ("binary", {"op": "add", "shape": [3, 4, 2], "how": "const", "other_shape": [4, 1], "swap": False, "c_mean": 0.5,
+                "c_std": 1.0, "act": "relu6", **_R}, ("ADD",)),
+    ("binary", {"op": "mul", "shape": [3, 4, 2], "how": "split", "other_shape": [], "swap": False, "c_mean": -0.7,
+                "c_std": 1.0, "act": "none", **_R}, ("MUL",)),
+    ("mean", {"shape": [5, 4, 6], "axes": [1, 2], "keepdims": True, "same_quant": False, **_R}, ("MEAN",)),
+    ("mean", {"shape": [5, 4, 6], "axes": [1, 3], "keepdims": False, "same_quant": True, **_R}, ("MEAN",)),
+    ("concatenation", {"shape": [2, 3], "axis": -1, "parts": ["x", "sigmoid", "const"], "c_mean": 1.0, **_R},
+     ("CONCATENATION", "QUANTIZE")),
+    ("strided_slice", {"shape": [5, 6, 3], "begin": [0, -1, 1, 0], "end": [1, 0, 6, 2], "strides": [1, -2, 2, 1],
+                       "begin_mask": 0, "end_mask": 2, "shrink_mask": 0, **_R}, ("STRIDED_SLICE",)),
+    ("split", {"shape": [4, 6], "axis": -1, "sizes": [1, -1, 2], **_R}, ("SPLIT_V",)),
+    ("pad", {"shape": [3, 4, 2], "paddings": [[0, 0], [1, 2], [0, 1], [2, 0]], "value": 0.5, **_R}, ("PADV2",)),
+    ("quantize", {"shape": [3, 5], "op": "add", "float_in": True, "float_out": True, **_R},
+     ("QUANTIZE", "ADD", "DEQUANTIZE")),
+]
+
+
+@pytest.mark.qemu
+@qemu
+@pytest.mark.parametrize("kind, spec, ops", QEMU_CASES, ids=[f"{k}-{'-'.join(o).lower()}" for k, _, o in QEMU_CASES])
+def test_ops_qemu(kind, spec, ops):
+    run_and_compare(kind, spec, ops=ops, engines=("qemu",), min_values=2)

@@ -23,11 +23,15 @@ static int32_t patch_len4(const kws_nn_conv_params *p) {
     return (p->k_h * p->k_w * p->in_c + 3) & ~3;
 }
 
+size_t kws_nn_m4_conv_packed_buffer_size(const kws_nn_conv_params *p) {
+    return (size_t)patch_len4(p) * 4u;
+}
+
 size_t kws_nn_conv2d_s8_buffer_size(const kws_nn_conv_params *p) {
     if (p->packed == NULL) {
         return 0;
     }
-    return (size_t)patch_len4(p) * 4u;
+    return kws_nn_m4_conv_packed_buffer_size(p);
 }
 
 // Stores value v (int16) at patch index k of the column whose first word is col (every other word).
@@ -281,7 +285,6 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 }
 
 #if KWS_M4_DSP
-#define M4_UNUSED __attribute__((unused))
 
 // The fast case in assembly: every group full (out_c % 4 == 0), fast requantization, no clamp beyond
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
@@ -419,7 +422,7 @@ static void gemm_pair(const kws_nn_conv_params *p, const int32_t *col, int32_t k
 
 // Pixels two at a time (A in the even column words, B in the odd ones). An odd last pixel goes in
 // column B with zeros in A, and both results go to the same place: B's are stored last.
-static void conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch) {
+void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch) {
     const int32_t k4 = patch_len4(p);
     int32_t *col = (int32_t *)scratch;
     const int32_t out_w = p->out_w, pixels = p->out_h * out_w, in_c = p->in_c;
@@ -504,7 +507,7 @@ static void conv_portable(const kws_nn_conv_params *p, const int8_t *input, cons
 void kws_nn_conv2d_s8(const kws_nn_conv_params *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output, void *scratch) {
     if (p->packed != NULL && p->packed[0] == KWS_M4_PACK_CONV && scratch != NULL) {
-        conv_packed(p, input, output, scratch);
+        kws_nn_m4_conv_packed(p, input, output, scratch);
     } else {
         conv_portable(p, input, filter, bias, output);
     }

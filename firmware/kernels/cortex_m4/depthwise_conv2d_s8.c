@@ -1,13 +1,15 @@
 // DEPTHWISE_CONV_2D, int8, per-channel, for Cortex-M4 (DSP extension). Same results as
 // src/nn/depthwise_conv2d_s8.c.
 //
-// Fast path (p->packed, written by `kws compile --target cortex-m4` for 3x3 kernels with stride 1,
-// no dilation and depth multiplier 1): one channel at a time, the input channel is copied into the
-// scratch buffer as an int16 plane stored column by column (input + input_offset, 0 in the padding).
+// Fast path (p->packed of layout KWS_M4_PACK_DW3X3, written by `kws compile --target cortex-m4` for
+// 3x3 kernels with stride 1, no dilation and depth multiplier 1): one channel at a time, the input
+// channel is copied into the scratch buffer as an int16 plane stored column by column (input +
+// input_offset, 0 in the padding).
 // Down each output column, pairs of outputs (oy, oy + 1) take, from each of the three plane columns,
 // the words (oy, oy+1) and (oy+2, oy+3) (one LDRD) and (oy+1, oy+2) (one unaligned LDR): SMLAD with
 // the vertical weight pairs, SMLAxy for the third kernel row. Weights are doubled int16 (nn_m4.h).
-// Otherwise: portable loops.
+// Other layouts: a single input channel is a CONV_2D (conv2d_s8.c's packed GEMM); multiplier 1 with
+// channels in fours: dw_simd below. Otherwise: portable loops.
 //
 // Packed layout (int32 words): [KWS_M4_PACK_DW3X3, KWS_M4_RQ_FAST, PH, PW], then per channel 9 words:
 //   (w00,w10) (w01,w11) (w02,w12) (w20,w21) (w22,0)  doubled int16 weights w<ky><kx>, (low, high)
@@ -26,6 +28,9 @@ static int dw_fast(const kws_nn_conv_params *p) {
 }
 
 size_t kws_nn_depthwise_conv2d_s8_buffer_size(const kws_nn_conv_params *p) {
+    if (p->packed != NULL && p->packed[0] == KWS_M4_PACK_CONV) {
+        return kws_nn_m4_conv_packed_buffer_size(p);
+    }
     if (!dw_fast(p)) {
         return 0;
     }
@@ -69,7 +74,6 @@ __attribute__((noinline)) static void fill_plane(const kws_nn_conv_params *p, co
 }
 
 #if KWS_M4_DSP
-#define M4_UNUSED __attribute__((unused))
 // One output pair: r0/r1/r2 walk plane columns ox, ox+1, ox+2 (4 bytes per pair), r8-r12 hold the
 // weights (V0 V1 V2 H0 H1); results int8 in r6 (oy) and r7 (oy + 1); leaves the output stride in r3.
 #define M4_DW_PAIR                      \
@@ -231,6 +235,114 @@ static void dw3x3_packed(const kws_nn_conv_params *p, const int8_t *input, int8_
     }
 }
 
+// n taps of one group of four channels: input words at q, q + qs, ...; weight word pairs at w,
+// w + ws bytes, ...; acc[0..3] += the products of channels c0..c3.
+#if KWS_M4_DSP
+__attribute__((naked, noinline)) static void dw_taps(int32_t acc[4] M4_UNUSED, const int8_t *q M4_UNUSED,
+                                                     const int32_t *w M4_UNUSED, int32_t n M4_UNUSED,
+                                                     int32_t qs M4_UNUSED, int32_t ws M4_UNUSED,
+                                                     int32_t off2 M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldrd r10, r11, [sp, #36]\n\t"    // qs, ws
+        "ldr r12, [sp, #44]\n\t"          // off2
+        "push {r0}\n\t"
+        "ldm r0, {r4-r7}\n"
+        "1:\n\t"
+        "ldr r0, [r1]\n\t"
+        "ldrd r8, r9, [r2]\n\t"
+        "add r1, r1, r10\n\t"
+        "add r2, r2, r11\n\t"
+        "sxtab16 lr, r12, r0\n\t"
+        "sxtab16 r0, r12, r0, ror #8\n\t"
+        "smlabb r4, lr, r8, r4\n\t"
+        "smlatt r6, lr, r8, r6\n\t"
+        "smlabb r5, r0, r9, r5\n\t"
+        "smlatt r7, r0, r9, r7\n\t"
+        "subs r3, r3, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r0}\n\t"
+        "stm r0, {r4-r7}\n\t"
+        "pop {r4-r11, pc}\n");
+}
+#else
+static void dw_taps(int32_t acc[4], const int8_t *q, const int32_t *w, int32_t n, int32_t qs, int32_t ws,
+                    int32_t off2) {
+    for (; n > 0; n--) {
+        const int32_t v = m4_ld32(q);
+        const int32_t e = m4_sxtab16(off2, v), o = m4_sxtab16_ror8(off2, v);
+        acc[0] = m4_smlabb(e, w[0], acc[0]);
+        acc[2] = m4_smlatt(e, w[0], acc[2]);
+        acc[1] = m4_smlabb(o, w[1], acc[1]);
+        acc[3] = m4_smlatt(o, w[1], acc[3]);
+        q += qs;
+        w = (const int32_t *)(const void *)((const char *)w + ws);
+    }
+}
+#endif
+
+// Multiplier 1, in_c % 4 == 0, any window: per output pixel and group of four channels, each tap's
+// input word is widened with SXTAB16 into (c0, c2) and (c1, c3) and multiplied with SMLABB/SMLATT
+// against the packed (w c0, w c2) and (w c1, w c3) words. Packed layout: [KWS_M4_PACK_DWSIMD,
+// KWS_M4_RQ_FAST, taps = k_h * k_w, groups = in_c / 4], then per group: bias2[4], per tap (ky, kx) in
+// order the two weight words, then (m, c, e) per channel.
+static void dw_simd(const kws_nn_conv_params *p, const int8_t *input, int8_t *output) {
+    const int32_t taps = p->packed[2], groups = p->packed[3];
+    const int32_t per_group = 4 + 2 * taps + 12;
+    const int32_t in_c = p->in_c, in_w = p->in_w, k_w = p->k_w;
+    const int32_t dh = p->dilation_h, dw = p->dilation_w;
+    const int32_t off2 = (int32_t)(((uint32_t)p->input_offset & 0xffffu) * 0x10001u);
+    const int clamp_lo = p->act_min > -128, clamp_hi = p->act_max < 127;
+    const uint32_t lo4 = m4_splat8(p->act_min), hi4 = m4_splat8(p->act_max);
+    const size_t tap_step = (size_t)dw * in_c, row_step = (size_t)dh * in_w * in_c;
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t *in_b = input + (size_t)b * p->in_h * in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            int32_t ky_lo = y0 >= 0 ? 0 : (dh - 1 - y0) / dh;
+            int32_t ky_hi = p->in_h - y0 <= 0 ? 0 : (p->in_h - y0 + dh - 1) / dh;
+            ky_hi = ky_hi > p->k_h ? p->k_h : ky_hi;
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                int32_t kx_lo = x0 >= 0 ? 0 : (dw - 1 - x0) / dw;
+                int32_t kx_hi = in_w - x0 <= 0 ? 0 : (in_w - x0 + dw - 1) / dw;
+                kx_hi = kx_hi > k_w ? k_w : kx_hi;
+                const int32_t rows = ky_hi - ky_lo, cols = kx_hi - kx_lo;
+                const int8_t *first = in_b + ((size_t)(y0 + ky_lo * dh) * in_w + (x0 + kx_lo * dw)) * in_c;
+                const int32_t *g = p->packed + 4;
+                for (int32_t grp = 0; grp < groups; grp++, g += per_group, first += 4) {
+                    int32_t acc[4] = {g[0], g[1], g[2], g[3]};
+                    const int32_t *w_first = g + 4 + 2 * (ky_lo * k_w + kx_lo);
+                    if (rows > 0 && cols > 0) {
+                        if (cols == 1) {  // one column (e.g. k_w == 1): a single run down the rows
+                            dw_taps(acc, first, w_first, rows, (int32_t)row_step, 8 * k_w, off2);
+                        } else {
+                            const int8_t *q_row = first;
+                            const int32_t *w_row = w_first;
+                            for (int32_t r = 0; r < rows; r++, q_row += row_step, w_row += 2 * k_w) {
+                                dw_taps(acc, q_row, w_row, cols, (int32_t)tap_step, 8, off2);
+                            }
+                        }
+                    }
+                    const int32_t *rq = g + 4 + 2 * taps;
+                    uint32_t word = m4_pack4(m4_requant(acc[0], rq[0], rq[1], rq[2]),
+                                             m4_requant(acc[1], rq[3], rq[4], rq[5]),
+                                             m4_requant(acc[2], rq[6], rq[7], rq[8]),
+                                             m4_requant(acc[3], rq[9], rq[10], rq[11]));
+                    if (clamp_lo) {
+                        word = m4_max8(word, lo4);
+                    }
+                    if (clamp_hi) {
+                        word = m4_min8(word, hi4);
+                    }
+                    m4_st32(output, (int32_t)word);
+                    output += 4;
+                }
+            }
+        }
+    }
+}
+
 static void dw_portable(const kws_nn_conv_params *p, const int8_t *input, const int8_t *filter,
                         const int32_t *bias, int8_t *output) {
     const int32_t m = p->depth_multiplier;
@@ -270,8 +382,13 @@ static void dw_portable(const kws_nn_conv_params *p, const int8_t *input, const 
 
 void kws_nn_depthwise_conv2d_s8(const kws_nn_conv_params *p, const int8_t *input, const int8_t *filter,
                                 const int32_t *bias, int8_t *output, void *scratch) {
-    if (dw_fast(p) && scratch != NULL) {
+    const int32_t layout = p->packed != NULL ? p->packed[0] : 0;
+    if (layout == KWS_M4_PACK_CONV && scratch != NULL) {
+        kws_nn_m4_conv_packed(p, input, output, scratch);
+    } else if (dw_fast(p) && scratch != NULL) {
         dw3x3_packed(p, input, output, (int16_t *)scratch);
+    } else if (layout == KWS_M4_PACK_DWSIMD && p->depth_multiplier == 1 && (p->in_c & 3) == 0) {
+        dw_simd(p, input, output);
     } else {
         dw_portable(p, input, filter, bias, output);
     }

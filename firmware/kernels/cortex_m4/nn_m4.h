@@ -13,8 +13,11 @@
 #ifndef KWS_KERNELS_CORTEX_M4_NN_M4_H
 #define KWS_KERNELS_CORTEX_M4_NN_M4_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "kws/nn.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #define KWS_M4_DSP 1
@@ -26,9 +29,19 @@
 // Layout versions of the packed data (first word of every packed array); the compiler writes them.
 #define KWS_M4_PACK_CONV 0x4d344331      // "M4C1": im2col GEMM, 2 pixels x 4 output channels
 #define KWS_M4_PACK_DW3X3 0x4d344431     // "M4D1": depthwise 3x3, stride 1, one channel plane at a time
+#define KWS_M4_PACK_DWSIMD 0x4d344432    // "M4D2": depthwise, multiplier 1, four channels per word
 // Requantization modes (second word).
 #define KWS_M4_RQ_FAST 1                 // per channel (m, c, e): see above
 #define KWS_M4_RQ_GENERIC 2              // per channel (m, shift): kws_nn_requantize(acc2 >> 1)
+
+// The packed CONV_2D of conv2d_s8.c (p->packed[0] == KWS_M4_PACK_CONV), also used for the
+// DEPTHWISE_CONV_2D of a single input channel (a CONV_2D with out_c = depth_multiplier); scratch of
+// kws_nn_m4_conv_packed_buffer_size(p) bytes.
+void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+size_t kws_nn_m4_conv_packed_buffer_size(const kws_nn_conv_params *p);
+
+// Parameters of the naked assembly functions (the assembly reads them from r0-r3 and the stack).
+#define M4_UNUSED __attribute__((unused))
 
 static inline int32_t m4_ld32(const void *p) {
     int32_t v;

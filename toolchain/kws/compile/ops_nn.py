@@ -79,6 +79,7 @@ def _conv_common(ctx: Ctx, op: Op, depthwise: bool) -> tuple[dict, int, int, int
 # --- cortex-m4: data repacked for firmware/kernels/cortex_m4 (see the layouts in those files) ----------
 _M4_PACK_CONV = 0x4D344331      # "M4C1"
 _M4_PACK_DW3X3 = 0x4D344431     # "M4D1"
+_M4_PACK_DWSIMD = 0x4D344432    # "M4D2"
 _M4_RQ_FAST, _M4_RQ_GENERIC = 1, 2
 
 
@@ -119,9 +120,9 @@ def _m4_bias2_bound(ctx: Ctx, op: Op, w2d: np.ndarray) -> tuple[np.ndarray, np.n
     return 2 * bias, bound
 
 
-def _m4_pack_conv(ctx: Ctx, op: Op, quant) -> str | None:
-    """CONV_2D: im2col GEMM layout of kernels/cortex_m4/conv2d_s8.c."""
-    w = np.asarray(ctx.t(op.inputs[1]).data, np.int64)
+def _m4_pack_conv(ctx: Ctx, op: Op, quant, w: np.ndarray) -> str | None:
+    """The im2col GEMM layout of kernels/cortex_m4/conv2d_s8.c for filter w [out_c, k_h, k_w, in_c]."""
+    w = np.asarray(w, np.int64)
     oc = w.shape[0]
     w2d = w.reshape(oc, -1)
     k = w2d.shape[1]
@@ -147,6 +148,23 @@ def _m4_pack_conv(ctx: Ctx, op: Op, quant) -> str | None:
     return ctx.array("m4pack", np.concatenate([head, body]), "int32_t")
 
 
+def _m4_dw_layout(fields: dict) -> str | None:
+    """Which cortex-m4 depthwise kernel a layer can use: 'conv' (one input channel: a CONV_2D with
+    out_c = depth_multiplier), 'plane' (3x3, stride 1, no dilation), 'simd' (multiplier 1, channels
+    in fours, any window) or None (portable loops)."""
+    f = fields
+    if f["in_c"] == 1:
+        return "conv"
+    if f["depth_multiplier"] != 1:
+        return None
+    if (f["k_h"] == 3 and f["k_w"] == 3 and f["stride_h"] == 1 and f["stride_w"] == 1
+            and f["dilation_h"] == 1 and f["dilation_w"] == 1):
+        return "plane"
+    if f["in_c"] % 4 == 0:
+        return "simd"
+    return None
+
+
 def _m4_dw_plane(fields: dict) -> tuple[int, int]:
     """(rows, cols) of the int16 channel plane of the 3x3 depthwise kernel (stored column by column):
     the output, rows rounded up to pairs, plus the 3x3 border."""
@@ -155,38 +173,55 @@ def _m4_dw_plane(fields: dict) -> tuple[int, int]:
 
 
 def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
-    """DEPTHWISE_CONV_2D 3x3, stride 1, no dilation, multiplier 1: kernels/cortex_m4/depthwise_conv2d_s8.c."""
+    """DEPTHWISE_CONV_2D: the layouts of kernels/cortex_m4/depthwise_conv2d_s8.c (or conv2d_s8.c)."""
     f = fields
-    if not (f["k_h"] == 3 and f["k_w"] == 3 and f["stride_h"] == 1 and f["stride_w"] == 1
-            and f["dilation_h"] == 1 and f["dilation_w"] == 1 and f["depth_multiplier"] == 1):
+    layout = _m4_dw_layout(f)
+    if layout is None:
         return None
-    w = np.asarray(ctx.t(op.inputs[1]).data, np.int64).reshape(3, 3, -1)   # [ky, kx, c]
+    w = np.asarray(ctx.t(op.inputs[1]).data, np.int64).reshape(f["k_h"], f["k_w"], -1)   # [ky, kx, c]
     oc = w.shape[2]
-    bias2, bound = _m4_bias2_bound(ctx, op, w.reshape(9, oc).T)
+    if layout == "conv":
+        return _m4_pack_conv(ctx, op, quant, w.transpose(2, 0, 1)[..., None])
+    taps = f["k_h"] * f["k_w"]
+    bias2, bound = _m4_bias2_bound(ctx, op, w.reshape(taps, oc).T)
     rq = _m4_requant(quant[0], quant[1], int(quant[2]), bias2, bound)
     if rq is None or rq[0] != _M4_RQ_FAST:
         return None
     _, m, c, e = rq
     w2 = 2 * w
-    per = np.stack([_m4_halves(w2[0, 0], w2[1, 0]), _m4_halves(w2[0, 1], w2[1, 1]),
-                    _m4_halves(w2[0, 2], w2[1, 2]), _m4_halves(w2[2, 0], w2[2, 1]),
-                    _m4_halves(w2[2, 2], np.zeros(oc)), _i32(bias2), _i32(m), _i32(c), _i32(e)], axis=1)
-    ph, pw = _m4_dw_plane(f)
-    head = _i32([_M4_PACK_DW3X3, _M4_RQ_FAST, ph, pw])
-    return ctx.array("m4pack", np.concatenate([head, per.ravel()]), "int32_t")
+    if layout == "plane":
+        per = np.stack([_m4_halves(w2[0, 0], w2[1, 0]), _m4_halves(w2[0, 1], w2[1, 1]),
+                        _m4_halves(w2[0, 2], w2[1, 2]), _m4_halves(w2[2, 0], w2[2, 1]),
+                        _m4_halves(w2[2, 2], np.zeros(oc)), _i32(bias2), _i32(m), _i32(c), _i32(e)], axis=1)
+        ph, pw = _m4_dw_plane(f)
+        head = _i32([_M4_PACK_DW3X3, _M4_RQ_FAST, ph, pw])
+        return ctx.array("m4pack", np.concatenate([head, per.ravel()]), "int32_t")
+    # simd: per group of four channels c0..c3: bias2[4]; per tap, the words (w c0, w c2) and (w c1, w c3);
+    # then (m, c, e) per channel.
+    groups = oc // 4
+    wt = w2.reshape(taps, groups, 4).transpose(1, 0, 2)                   # [group, tap, 4]
+    ww = np.stack([_m4_halves(wt[..., 0], wt[..., 2]), _m4_halves(wt[..., 1], wt[..., 3])], axis=2)
+    rqw = np.stack([m, c, e], axis=1).reshape(groups, 12)
+    body = np.concatenate([_i32(bias2.reshape(groups, 4)), ww.reshape(groups, -1), _i32(rqw)], axis=1)
+    head = _i32([_M4_PACK_DWSIMD, _M4_RQ_FAST, taps, groups])
+    return ctx.array("m4pack", np.concatenate([head, body.ravel()]), "int32_t")
 
 
 def conv_scratch_bytes(target: str, kind: str, fields: dict) -> int:
     """Scratch the target's kernel needs (mirrors the *_buffer_size() functions of that kernel set)."""
     if target != "cortex-m4" or not fields.get("packed"):
         return 0
-    if kind == "conv":
+    if kind == "depthwise":
+        layout = _m4_dw_layout(fields)
+        if layout == "plane":
+            ph, pw = _m4_dw_plane(fields)
+            return (2 * ph * pw + 3) // 4 * 4
+        if layout != "conv":
+            return 0
+    if kind in ("conv", "depthwise"):
         # im2col of two output pixels as int16, the patch rounded up to a multiple of 4 values.
         k4 = (fields["k_h"] * fields["k_w"] * fields["in_c"] + 3) // 4 * 4
         return 4 * k4
-    if kind == "depthwise":
-        ph, pw = _m4_dw_plane(fields)
-        return (2 * ph * pw + 3) // 4 * 4
     return 0
 
 
@@ -200,7 +235,7 @@ def _bias(ctx: Ctx, op: Op) -> str:
 def conv2d(ctx: Ctx, op: Op) -> Lowered:
     fields, macs, _, _, _, (m, s) = _conv_common(ctx, op, depthwise=False)
     if ctx.target == "cortex-m4":
-        packed = _m4_pack_conv(ctx, op, (m, s, fields["output_offset"]))
+        packed = _m4_pack_conv(ctx, op, (m, s, fields["output_offset"]), ctx.t(op.inputs[1]).data)
         if packed is not None:
             fields["packed"] = packed
     p = ctx.params("kws_nn_conv_params", fields)

@@ -290,8 +290,8 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
 // words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
 // small stack frame: [sp] column end, [sp+4] column start, [sp+8] out_a, [sp+12] out_b,
-// [sp+16] groups left, [sp+20] k4 & 4 (the loop does four column words per turn and is entered half-way
-// when k4 / 2 is 2 mod 4).
+// [sp+16] groups left, [sp+20] (k4 / 2) % 8 / 2 (the loop does eight column words per turn; the first
+// turn is entered part-way, through a TBB table, when k4 / 2 is not a multiple of 8).
 #define M4_STEP                        \
     "ldrd r8, r9, [r12], #8\n\t"       \
     "ldrd r10, r11, [lr], #8\n\t"      \
@@ -324,7 +324,7 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "ldrd r4, r5, [sp, #36]\n\t"     // k4, groups
         "sub sp, sp, #24\n\t"
         "add r6, r0, r4, lsl #2\n\t"
-        "and r7, r4, #4\n\t"
+        "ubfx r7, r4, #2, #2\n\t"      // (k4 / 2) % 8 / 2: where the first turn starts
         "strd r6, r0, [sp, #0]\n\t"
         "strd r2, r3, [sp, #8]\n\t"
         "strd r5, r7, [sp, #16]\n\t"
@@ -337,13 +337,19 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "mov r6, r2\n\t"
         "mov r7, r3\n\t"
         "ldr r8, [sp, #20]\n\t"
-        "cmp r8, #0\n\t"
-        "bne 3f\n"
-        "2:\n\t" M4_STEP M4_STEP
-        "3:\n\t" M4_STEP M4_STEP
+        "tbb [pc, r8]\n"
+        ".Lm4_gemm_entry:\n\t"
+        ".byte (.Lm4_gemm_s0 - .Lm4_gemm_entry) / 2\n\t"
+        ".byte (.Lm4_gemm_s6 - .Lm4_gemm_entry) / 2\n\t"
+        ".byte (.Lm4_gemm_s4 - .Lm4_gemm_entry) / 2\n\t"
+        ".byte (.Lm4_gemm_s2 - .Lm4_gemm_entry) / 2\n"
+        ".Lm4_gemm_s0:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s2:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s4:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s6:\n\t" M4_STEP M4_STEP
         "ldr r8, [sp, #0]\n\t"
         "cmp r12, r8\n\t"
-        "bne 2b\n\t"
+        "bne .Lm4_gemm_s0\n\t"
         M4_RQ("r0", "r4") M4_RQ("r1", "r5") M4_RQ("r2", "r6") M4_RQ("r3", "r7")
         "bfi r0, r1, #8, #8\n\t"
         "bfi r4, r5, #8, #8\n\t"

@@ -46,8 +46,8 @@ static inline void put16(int32_t *col, int32_t k, int32_t v) {
 // input row of L bytes; its groups of four bytes are, left to right, outside (zero), straddling the
 // left edge (load the row's first word, shift in zero-point bytes), inside (load), straddling the
 // right edge, outside. The split is the same for every row of the pixel.
-__attribute__((noinline)) static void im2col_rows(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, int32_t ox, int32_t *col,
-                        int32_t k4) {
+__attribute__((noinline)) static void im2col_rows(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy,
+                                                  int32_t ox, int32_t *col, int32_t k4) {
     const int32_t off2 = (int32_t)(((uint32_t)p->input_offset & 0xffffu) * 0x10001u);
     const uint32_t zp4 = m4_splat8(-p->input_offset);  // bytes that expand to 0
     const int32_t L = p->in_w * p->in_c;
@@ -153,7 +153,8 @@ __attribute__((noinline)) static void im2col_rows(const kws_nn_conv_params *p, c
 }
 
 // The patch of output pixel (oy, ox) of batch input in_b, as (x + input_offset) int16 in the packed
-// order, into every other word of col, zero-padded to k4 values.
+// order, into every other word of col, zero-padded to k4 values. Rows of contiguous bytes go to
+// im2col_rows; the rest (dilation_w > 1, rows not a multiple of 4 bytes) tap by tap.
 static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, int32_t ox, int32_t *col,
                    int32_t k4) {
     if (p->dilation_w == 1 && ((p->k_w * p->in_c) & 3) == 0 && p->in_w * p->in_c >= 4) {
@@ -169,28 +170,17 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
     const int32_t x0 = ox * p->stride_w - p->pad_left;
     const int32_t x_last = x0 + (p->k_w - 1) * p->dilation_w;
     const int row_words = (row_len & 3) == 0;
-    const int row_contiguous = row_words && p->dilation_w == 1;
     const int32_t in_w = p->in_w;
     int32_t k = 0;
     for (int32_t ky = 0; ky < p->k_h; ky++) {
         const int32_t y = y0 + ky * p->dilation_h;
         const int y_in = y >= 0 && y < p->in_h;
-        const int8_t *src_row = in_b + (size_t)y * in_w * in_c;
+        const int8_t *src_row = y_in ? in_b + (size_t)y * in_w * in_c : in_b;
         if (row_words && (!y_in || x_last < 0 || x0 >= in_w)) {
             int32_t *dst = col + k;  // k is a multiple of 4: word k/2 of the column, interleaved
             for (int32_t i = 0; i < row_len; i += 4) {
                 dst[0] = 0;
                 dst[2] = 0;
-                dst += 4;
-            }
-            k += row_len;
-        } else if (row_contiguous && x0 >= 0 && x_last < in_w) {
-            const int8_t *src = src_row + (size_t)x0 * in_c;
-            int32_t *dst = col + k;
-            for (int32_t i = 0; i < row_len; i += 4) {
-                const int32_t v = m4_ld32(src + i);
-                dst[0] = m4_sxtab16(off2, v);
-                dst[2] = m4_sxtab16_ror8(off2, v);
                 dst += 4;
             }
             k += row_len;
@@ -224,7 +214,7 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
             for (int32_t kx = 0; kx < p->k_w; kx++) {
                 const int32_t x = x0 + kx * p->dilation_w;
                 const int inside = x >= 0 && x < in_w;
-                const int8_t *src = src_row + (size_t)x * in_c;
+                const int8_t *src = inside ? src_row + (size_t)x * in_c : src_row;
                 for (int32_t ic = 0; ic < in_c; ic++) {
                     const uint32_t b = inside ? (uint32_t)(uint8_t)src[ic] : zp;
                     word |= b << (8 * fill);

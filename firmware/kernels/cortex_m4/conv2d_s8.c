@@ -7,7 +7,7 @@
 //
 // Packed layout (int32 words): [KWS_M4_PACK_CONV, mode, K4, groups], then per group of four output
 // channels g (channel 4g + j; channels past out_c are zero):
-//   4 words: bias2[j] = 2 * bias
+//   8 words: bias2[j] = 2 * bias, twice (the initial accumulators of both pixels)
 //   K4/2 * 4 words: for column word k, the weight words of channels 4g+0..3, each holding the doubled
 //   weights of patch values (4(k/2) + (k%2), 4(k/2) + (k%2) + 2) in its (low, high) halves
 //   12 words: per channel j, (m, c, e) (fast mode, see nn_m4.h) or (m, shift, 0) (generic mode).
@@ -280,7 +280,7 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
 // words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
 // small stack frame: [sp] column end, [sp+4] column start, [sp+8] out_a, [sp+12] out_b,
-// [sp+16] groups left, [sp+20] (k4 / 2) % 8 / 2 (the loop does eight column words per turn; the first
+// [sp+16] end of the packed groups, [sp+20] (k4 / 2) % 8 / 2 (the loop does eight column words per turn; the first
 // turn is entered part-way, through a TBB table, when k4 / 2 is not a multiple of 8).
 #define M4_STEP                        \
     "ldrd r8, r9, [r12], #8\n\t"       \
@@ -317,15 +317,14 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "ubfx r7, r4, #2, #2\n\t"      // (k4 / 2) % 8 / 2: where the first turn starts
         "strd r6, r0, [sp, #0]\n\t"
         "strd r2, r3, [sp, #8]\n\t"
-        "strd r5, r7, [sp, #16]\n\t"
+        "add r8, r4, #10\n\t"
+        "lsl r8, r8, #3\n\t"           // bytes per group: 4 * (8 + 2 k4 + 12)
+        "mla r8, r8, r5, r1\n\t"       // the end of the last group
+        "strd r8, r7, [sp, #16]\n\t"
         "mov lr, r1\n"
         "1:\n\t"
         "ldr r12, [sp, #4]\n\t"
-        "ldmia lr!, {r0-r3}\n\t"
-        "mov r4, r0\n\t"
-        "mov r5, r1\n\t"
-        "mov r6, r2\n\t"
-        "mov r7, r3\n\t"
+        "ldmia lr!, {r0-r7}\n\t"
         "ldr r8, [sp, #20]\n\t"
         "tbb [pc, r8]\n"
         ".Lm4_gemm_entry:\n\t"
@@ -352,8 +351,7 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "str r4, [r9], #4\n\t"
         "strd r8, r9, [sp, #8]\n\t"
         "ldr r8, [sp, #16]\n\t"
-        "subs r8, r8, #1\n\t"
-        "str r8, [sp, #16]\n\t"
+        "cmp lr, r8\n\t"
         "bne 1b\n\t"
         "add sp, sp, #24\n\t"
         "pop {r4-r11, pc}\n");
@@ -388,8 +386,8 @@ static void gemm_pair(const kws_nn_conv_params *p, const int32_t *col, int32_t k
 #endif
     const uint32_t lo4 = m4_splat8(p->act_min), hi4 = m4_splat8(p->act_max);
     for (int32_t g = 0; g < groups; g++) {
-        int32_t acc[8] = {pk[0], pk[1], pk[2], pk[3], pk[0], pk[1], pk[2], pk[3]};
-        pk = dot_2x4(col, pk + 4, k4, acc);
+        int32_t acc[8] = {pk[0], pk[1], pk[2], pk[3], pk[4], pk[5], pk[6], pk[7]};
+        pk = dot_2x4(col, pk + 8, k4, acc);
         int32_t y[8];
         for (int j = 0; j < 4; j++, pk += 3) {
             if (fast) {

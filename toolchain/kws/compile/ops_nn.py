@@ -140,7 +140,7 @@ def _m4_pack_conv(ctx: Ctx, op: Op, quant, w: np.ndarray) -> str | None:
     wp = wp.reshape(groups * 4, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(groups * 4, k4 // 2, 2)
     words = _m4_halves(wp[..., 0], wp[..., 1])                         # [groups*4, k4/2]
     words = words.reshape(groups, 4, k4 // 2).transpose(0, 2, 1).reshape(groups, -1)
-    b2 = _i32(np.pad(bias2, (0, pad)).reshape(groups, 4))
+    b2 = np.tile(_i32(np.pad(bias2, (0, pad)).reshape(groups, 4)), (1, 2))   # once per pixel
     rqw = np.stack([np.pad(np.asarray(v, np.int64), (0, pad)) for v in (m, r3, r4)], axis=1)  # [groups*4, 3]
     rqw = _i32(rqw.reshape(groups, 12))
     body = np.concatenate([b2, words, rqw], axis=1).ravel()

@@ -248,3 +248,46 @@ def test_dscnn_bit_exact_and_instruction_budget():
     for layer, k in zip(c.layers, stats["instructions_per_op"]):
         worst[layer.kind] = max(worst.get(layer.kind, 0.0), k)
     assert worst["CONV_2D"] < 500_000 and worst["DEPTHWISE_CONV_2D"] < 250_000
+
+
+def test_scratch_bytes_match_buffer_size(tmp_path):
+    """The compiler's scratch for each CONV_2D / DEPTHWISE_CONV_2D (ops_nn.conv_scratch_bytes) equals
+    the kernel's *_buffer_size() for the generated params (the Cortex-M4 kernel set built for the host,
+    with the portable stand-ins of the DSP instructions)."""
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    models = [opmodels.build(kind, spec) for kind, spec, _ in CASES.values() if "conv" in kind]
+    models += [p for p in (REFERENCE / n for n in ("mlperf_tiny_kws_ref_model.tflite",
+                                                   "tflm_micro_speech_quantized.tflite",
+                                                   "microwakeword_v2_okay_nabu.tflite")) if p.is_file()]
+    call = re.compile(r"(kws_nn_(?:conv2d|depthwise_conv2d)_s8)\(&(op(\d+)_params\w*),")
+    srcs, expected, main = [], [], []
+    for i, path in enumerate(models):
+        c = codegen.compile_model(path, target="cortex-m4", name=f"m{i}")
+        (tmp_path / f"m{i}.h").write_text(c.header)
+        (tmp_path / f"m{i}.c").write_text(c.source)
+        sizes = {b.scratch_of: b.size for b in c.plan.buffers if b.scratch_of is not None}
+        lines = [f'#include "m{i}.c"', "#include <stdio.h>", f"void dump_{i}(void) {{"]
+        for fn, params, op in call.findall(c.source):
+            lines.append(f'    printf("{i} {op} %u\\n", (unsigned){fn}_buffer_size(&{params}));')
+            expected.append(f"{i} {op} {sizes.get(int(op), 0)}")
+        lines.append("}")
+        (tmp_path / f"dump{i}.c").write_text("\n".join(lines) + "\n")
+        srcs.append(tmp_path / f"dump{i}.c")
+        main.append(f"void dump_{i}(void);")
+    main.append("int main(void) {")
+    main += [f"    dump_{i}();" for i in range(len(models))]
+    main.append("    return 0;\n}")
+    (tmp_path / "main.c").write_text("\n".join(main) + "\n")
+    fw = sim.FIRMWARE
+    exe = tmp_path / "sizes"
+    cmd = [cc, "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function", "-Wno-unused-const-variable",
+           f"-I{fw / 'include'}", f"-I{fw / 'src'}", f"-I{tmp_path}", str(tmp_path / "main.c"),
+           *map(str, srcs), *map(str, sim._nn_sources("cortex_m4")), "-o", str(exe)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
+    assert [ln for ln in got if ln] == expected, (got, expected)
+    assert any(not ln.endswith(" 0") for ln in expected)   # some layers do take scratch

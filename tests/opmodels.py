@@ -393,3 +393,39 @@ def chain(spec: dict) -> bytes:
         return tf.nn.softmax(tf.matmul(z, wf))
 
     return convert(fn, (spec["h"], spec["w"], 1), spec)
+
+
+@builder
+def mixed(spec: dict) -> bytes:
+    """Many small ops in one model (one QEMU image tests them all). spec: variant 'a' (float input and
+    output: QUANTIZE, PADV2, AVERAGE_POOL_2D, MAX_POOL_2D, SPLIT_V, STRIDED_SLICE, ADD, LOGISTIC, MUL,
+    MEAN over axes 1 and 3, SOFTMAX, CONCATENATION, DEQUANTIZE) or 'b' (int8: RESHAPE, SPLIT, PAD,
+    MEAN over axes 1 and 2, ADD and MUL with broadcast constants, CONCATENATION), shape, c_mean."""
+    import tensorflow as tf
+
+    r = _rng(spec)
+    c = np.float32(spec["c_mean"])
+
+    def fn_a(x):
+        y = tf.pad(x, [[0, 0], [1, 0], [0, 2], [0, 0]], constant_values=0.5)
+        y = tf.nn.avg_pool2d(y, ksize=[3, 2], strides=[2, 1], padding="SAME")
+        y = tf.nn.max_pool2d(y, ksize=[2, 3], strides=[1, 2], padding="VALID")
+        a, b = tf.split(y, [1, -1], axis=-1)
+        y = a + b[:, ::-1, :, 1:]
+        y = y * tf.sigmoid(y * c)
+        m = tf.reduce_mean(y, axis=[1, 3])
+        return tf.concat([m, tf.nn.softmax(m)], axis=-1)
+
+    k = _weights(r, [1, 1, spec["shape"][-1]], 1.0)
+
+    def fn_b(x):
+        h, w, ch = spec["shape"]
+        y = tf.reshape(x, [1, h * w, ch])
+        p, q = tf.split(y, 2, axis=1)
+        p = tf.pad(p, [[0, 0], [2, 1], [0, 0]])
+        q = tf.reduce_mean(tf.reshape(q, [1, h // 2, w, ch]), axis=[1, 2], keepdims=False)
+        return tf.concat([tf.reshape(p * k, [1, -1]), tf.reshape(q + c, [1, -1])], axis=-1)
+
+    fn = fn_a if spec["variant"] == "a" else fn_b
+    return convert(fn, tuple(spec["shape"]), {**spec, "float_in": spec["variant"] == "a",
+                                              "float_out": spec["variant"] == "a"})

@@ -258,29 +258,39 @@ def dequantize(ctx: Ctx, op: Op) -> Lowered:
 
 
 def _broadcast(ctx: Ctx, a, b, y) -> tuple[list[int], list[int], list[int]]:
+    """(out_shape[4], in1_strides[4], in2_strides[4]) of the binary kernels. Adjacent output dimensions
+    where each input is either whole or broadcast in both merge into one, so any rank works while at
+    most 4 such runs remain."""
     out = list(y.shape)
-    if len(out) > 4:
-        if list(a.shape) == list(b.shape) == out:
-            out = [y.size]
+    n = len(out)
+    if len(a.shape) > n or len(b.shape) > n:
+        raise ctx.fail(f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}")
+    sa = [1] * (n - len(a.shape)) + list(a.shape)
+    sb = [1] * (n - len(b.shape)) + list(b.shape)
+    runs: list[list] = []       # [extent, a is whole, b is whole]
+    for d in range(n):
+        if any(s[d] not in (1, out[d]) for s in (sa, sb)):
+            raise ctx.fail(f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}")
+        if out[d] == 1:
+            continue
+        flags = [sa[d] == out[d], sb[d] == out[d]]
+        if runs and runs[-1][1:] == flags:
+            runs[-1][0] *= out[d]
         else:
-            raise ctx.fail("broadcasting beyond 4 dimensions is not supported")
-    out = [1] * (4 - len(out)) + out
+            runs.append([out[d], *flags])
+    if len(runs) > 4:
+        raise ctx.fail(f"broadcasting {list(a.shape)} with {list(b.shape)} needs {len(runs)} dimensions "
+                       "that do not merge; at most 4 are supported")
+    runs = [[1, False, False]] * (4 - len(runs)) + runs
 
-    def strides(t) -> list[int]:
-        shape = [t.size] if len(t.shape) > 4 else list(t.shape)
-        shape = [1] * (4 - len(shape)) + shape
-        cs = _contig_strides(shape)
-        res = []
-        for d, (n, o) in enumerate(zip(shape, out)):
-            if n == o:
-                res.append(cs[d] if n > 1 else 0)
-            elif n == 1:
-                res.append(0)
-            else:
-                raise ctx.fail(f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}")
-        return res
+    def strides(k: int) -> list[int]:
+        res, acc = [], 1
+        for r in reversed(runs):
+            res.append(acc if r[k] else 0)
+            acc *= r[0] if r[k] else 1
+        return res[::-1]
 
-    return out, strides(a), strides(b)
+    return [r[0] for r in runs], strides(1), strides(2)
 
 
 @lowering("ADD", "MUL")

@@ -231,6 +231,21 @@ def logistic(spec: dict) -> bytes:
 
 
 @builder
+def activation(spec: dict) -> bytes:
+    """A stand-alone RELU, RELU6 or LEAKY_RELU (not fused: on the input, or after a concatenation).
+    spec: kind ('relu'/'relu6'/'leaky_relu'), alpha, shape, after ('' or 'concat')."""
+    import tensorflow as tf
+
+    f = {"relu": tf.nn.relu, "relu6": tf.nn.relu6,
+         "leaky_relu": lambda v: tf.nn.leaky_relu(v, alpha=spec["alpha"])}[spec["kind"]]
+
+    def fn(x):
+        return f(tf.concat([x, x * np.float32(1.7)], axis=-1) if spec["after"] == "concat" else x)
+
+    return convert(fn, tuple(spec["shape"]), spec)
+
+
+@builder
 def binary(spec: dict) -> bytes:
     """ADD or MUL. spec: op ('add'/'mul'), shape, how ('const': x op constant of shape other_shape;
     'split': the input's two halves along the last axis, the second scaled by a constant first;
@@ -343,6 +358,25 @@ def reshape(spec: dict) -> bytes:
         return tf.sigmoid(y) if spec["then"] == "logistic" else y
 
     return convert(fn, tuple(spec["shape"]), spec)
+
+
+@builder
+def transpose(spec: dict) -> bytes:
+    """spec: shape, perm (over the dimensions after the batch, which stays first)."""
+    import tensorflow as tf
+
+    return convert(lambda x: tf.transpose(x, [0, *[p + 1 for p in spec["perm"]]]), tuple(spec["shape"]), spec)
+
+
+@builder
+def other(spec: dict) -> bytes:
+    """One op kws compile does not lower (tflite-micro does). spec: kind ('tanh', 'sub', 'reduce_max',
+    'hard_swish'), shape."""
+    import tensorflow as tf
+
+    fn = {"tanh": tf.tanh, "sub": lambda x: x - np.float32(1.5) * tf.ones_like(x),
+          "reduce_max": lambda x: tf.reduce_max(x, axis=[1]), "hard_swish": lambda x: x * tf.nn.relu6(x + 3) / 6}
+    return convert(fn[spec["kind"]], tuple(spec["shape"]), spec)
 
 
 @builder

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from kws.compile import fixedpoint as fx
-from kws.compile.lower import Ctx, Lowered, activation_range, compute_padding, lowering
+from kws.compile.lower import Ctx, Lowered, activation_range, compute_padding, lowering, round_half_away
 from kws.compile.ir import Op
 from kws.compile.ops_tensor import _contig_strides, copy_call
 
@@ -383,6 +383,41 @@ def logistic(ctx: Ctx, op: Op) -> Lowered:
         raise ctx.fail(f"int8 logistic output must have scale 1/256 and zero point -128, got {ys:g} and {yz}")
     xs, xz = ctx.per_tensor(x, "input")
     lut = ctx.array("lut", logistic_table(xs, xz), "int8_t")
+    return Lowered(f"kws_nn_lut_s8({lut}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size});",
+                   inplace=[(op.inputs[0], op.outputs[0])], kernel="lut_s8")
+
+
+def relu_table(kind: str, in_scale: float, in_zp: int, out_scale: float, out_zp: int, alpha: float = 0.0) -> list[int]:
+    """RELU, RELU6 or LEAKY_RELU int8 -> int8 for every input value, as tflite-micro computes them.
+    RELU: requantize by in/out scale, clamp below at the output zero point. RELU6: clamp between the
+    input's zero point and 6.0 in the input's quantization (no requantization: the output's
+    quantization is not used). LEAKY_RELU: requantize by in/out scale (x >= 0) or by
+    in_scale * alpha / out_scale (x < 0), the scale products in float."""
+    x = np.arange(-128, 128, dtype=np.int64) - in_zp
+    if kind == "RELU":
+        m, s = fx.quantize_multiplier(float(np.float64(in_scale) / np.float64(out_scale)))
+        out = np.clip(out_zp + fx.multiply_by_quantized_multiplier(x, m, s), max(-128, out_zp), 127)
+    elif kind == "RELU6":
+        six = round_half_away(float(np.float32(6.0) / np.float32(in_scale))) + in_zp
+        out = np.clip(x + in_zp, in_zp, min(max(six, -128), 127))
+    else:
+        fs, fa, fo = np.float32(in_scale), np.float32(alpha), np.float32(out_scale)
+        ma, sa = fx.quantize_multiplier(float(np.float32(fs * fa) / fo))
+        mi, si = fx.quantize_multiplier(float(fs / fo))
+        pos = fx.multiply_by_quantized_multiplier(x, mi, si)
+        neg = fx.multiply_by_quantized_multiplier(x, ma, sa)
+        out = np.clip(out_zp + np.where(x >= 0, pos, neg), -128, 127)
+    return [int(v) for v in out]
+
+
+@lowering("RELU", "RELU6", "LEAKY_RELU")
+def relu(ctx: Ctx, op: Op) -> Lowered:
+    x = ctx.expect(op.inputs[0], ("int8",), "input")
+    y = ctx.expect(op.outputs[0], ("int8",), "output")
+    xs, xz = ctx.per_tensor(x, "input")
+    ys, yz = ctx.per_tensor(y, "output")
+    table = relu_table(op.kind, xs, xz, ys, yz, float(op.options.get("alpha", 0.0)))
+    lut = ctx.array("lut", table, "int8_t")
     return Lowered(f"kws_nn_lut_s8({lut}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size});",
                    inplace=[(op.inputs[0], op.outputs[0])], kernel="lut_s8")
 

@@ -194,6 +194,24 @@ def split_v(ctx: Ctx, op: Op) -> Lowered:
     return _split(ctx, op, op.inputs[0], axis, sizes)
 
 
+@lowering("TRANSPOSE")
+def transpose(ctx: Ctx, op: Op) -> Lowered:
+    x, y = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    perm = _const_ints(ctx, op.inputs[1], "perm")
+    nd = len(x.shape)
+    if sorted(perm) != list(range(nd)):
+        raise ctx.fail(f"perm {perm} is not a permutation of the input's {nd} dimensions")
+    if list(y.shape) != [x.shape[d] for d in perm] or x.dtype != y.dtype:
+        raise ctx.fail(f"output {list(y.shape)} {y.dtype} is not the input {list(x.shape)} {x.dtype} "
+                       f"transposed by {perm}")
+    _same_quant(ctx, x, y, "input")
+    cs = _contig_strides(x.shape)
+    src = ctx.weights(op.inputs[0]) if x.is_const else ctx.ptr(op.inputs[0])
+    call = copy_call(ctx, np.dtype(x.dtype).itemsize, y.shape, [cs[d] for d in perm], _contig_strides(y.shape),
+                     src, ctx.ptr(op.outputs[0]))
+    return Lowered(call, kernel="copy")
+
+
 @lowering("PAD", "PADV2")
 def pad(ctx: Ctx, op: Op) -> Lowered:
     x, y = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])

@@ -12,6 +12,7 @@ every run tests the same models.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -50,12 +51,30 @@ SCALE = float(os.environ.get("KWS_OPTEST_SCALE", "1"))
 SEED = os.environ.get("KWS_OPTEST_SEED")
 
 
+COMPARED = [0]   # examples compared so far (run_and_compare counts them)
+
+
 def props(n: int):
-    common = dict(max_examples=max(1, round(n * SCALE)), deadline=None, database=None,
+    """Hypothesis settings for n examples, and a check that at least half of them were compared:
+    degenerate models (constant outputs) are rejected, but must not crowd out the real tests."""
+    count = max(1, round(n * SCALE))
+    common = dict(max_examples=count, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck), print_blob=False)
-    if SEED is None:
-        return settings(derandomize=True, **common)
-    return lambda fn: seed(int(SEED))(settings(**common)(fn))
+
+    def decorate(fn):
+        if SEED is None:
+            test = settings(derandomize=True, **common)(fn)
+        else:
+            test = seed(int(SEED))(settings(**common)(fn))
+
+        @functools.wraps(test)
+        def run(*args, **kwargs):
+            before = COMPARED[0]
+            test(*args, **kwargs)
+            done = COMPARED[0] - before
+            assert done >= (count + 1) // 2, f"only {done} of {count} examples compared (the rest degenerate)"
+        return run
+    return decorate
 
 
 # --- strategies --------------------------------------------------------------------------------------
@@ -208,6 +227,7 @@ def run_and_compare(kind: str, spec: dict, *, ops: tuple[str, ...], engines=("ho
     for engine in engines:
         got = sim.run(engine, path, x, trace=True)
         compare(ref, got, g, engine)
+    COMPARED[0] += 1
     if os.environ.get("KWS_OPTEST_LOG"):   # a record of what was compared, for coverage reports
         with open(os.environ["KWS_OPTEST_LOG"], "a") as f:
             f.write(json.dumps({"kind": kind, "spec": spec, "ops": kinds, "engines": list(engines)}) + "\n")

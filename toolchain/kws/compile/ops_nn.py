@@ -387,7 +387,8 @@ def logistic(ctx: Ctx, op: Op) -> Lowered:
                    inplace=[(op.inputs[0], op.outputs[0])], kernel="lut_s8")
 
 
-def relu_table(kind: str, in_scale: float, in_zp: int, out_scale: float, out_zp: int, alpha: float = 0.0) -> list[int]:
+def relu_table(kind: str, in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+               alpha: float = 0.0) -> list[int]:
     """RELU, RELU6 or LEAKY_RELU int8 -> int8 for every input value, as tflite-micro computes them.
     RELU: requantize by in/out scale, clamp below at the output zero point. RELU6: clamp between the
     input's zero point and 6.0 in the input's quantization (no requantization: the output's

@@ -301,6 +301,8 @@ def test_logistic(spec):
                                                              "after": after, **r},
                       st.sampled_from(["relu", "relu6", "leaky_relu"]), st.sampled_from([0.01, 0.2, 0.5, 1.5]),
                       st.sampled_from([[6], [3, 5], [2, 3, 4]]), st.sampled_from(["", "concat"]), rep_range()))
+@example(spec={"kind": "relu6", "alpha": 0.2, "shape": [3, 5], "after": "", "lo": -2.0, "hi": 9.0, "seed": 4})
+@example(spec={"kind": "relu6", "alpha": 0.2, "shape": [6], "after": "concat", "lo": -1.0, "hi": 3.0, "seed": 5})
 def test_relu(spec):
     run_and_compare("activation", spec, ops=(spec["kind"].upper(),), min_values=2)
 

@@ -26,23 +26,6 @@ from kws.compile import codegen, ir, sim
 from kws.compile.ir import CompileError
 
 N_INPUTS = 24
-TFLM_ARENA_BYTES = 1 << 20
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _tflm_arena():
-    """sim.run_tflm lets the interpreter size its arena as 10 x the .tflite's bytes, too small for
-    these tiny models (TFLM fails to allocate tensors): give it 1 MiB while this module runs."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    original = runtime.Interpreter.__dict__["from_file"]
-
-    def from_file(cls, model_path, custom_op_registerers=None, arena_size=None, **kw):
-        return original.__func__(cls, model_path, custom_op_registerers, arena_size or TFLM_ARENA_BYTES, **kw)
-
-    runtime.Interpreter.from_file = classmethod(from_file)
-    yield
-    runtime.Interpreter.from_file = original
 
 
 # KWS_OPTEST_SCALE=k multiplies every example count (a deeper search, off CI); KWS_OPTEST_SEED=s

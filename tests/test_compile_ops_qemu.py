@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test_compile_ops import (MIXED_CASES, _span, _tflm_arena, chain_specs, conv_specs,  # noqa: F401
+from test_compile_ops import (MIXED_CASES, _span, chain_specs, conv_specs,  # noqa: F401
                               depthwise_specs, fc_specs, props, run_and_compare)
 
 pytestmark = [

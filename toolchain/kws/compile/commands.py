@@ -7,8 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from kws.errors import KwsError
 
 
@@ -103,6 +101,8 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def _sim(args) -> int:
+    import numpy as np
+
     from kws.compile import sim
     from kws.fileio import atomic_path
 

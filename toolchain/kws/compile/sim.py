@@ -70,7 +70,10 @@ def run_tflm(model: str | Path, x: np.ndarray, *, trace: bool = False, graph: Gr
     x = check_inputs(g, x)
     _, to = _io(g)
     cfg = runtime.InterpreterConfig.kPreserveAllTensors if trace else runtime.InterpreterConfig.kAllocationRecording
-    interp = runtime.Interpreter.from_file(str(model), intrepreter_config=cfg)
+    # The interpreter's default arena (10 x the file size) is too small for tiny models with large
+    # activations; give it at least 1 MiB.
+    arena = max(10 * Path(model).stat().st_size, 1 << 20)
+    interp = runtime.Interpreter.from_file(str(model), arena_size=arena, intrepreter_config=cfg)
     outs = np.empty((len(x),) + tuple(to.shape), dtype=to.dtype)
     pairs = [tuple(p) for p in codegen.trace_tensors(g)] if trace else []
     tr = {p: np.empty((len(x),) + tuple(g.t(p[1]).shape), dtype=g.t(p[1]).dtype) for p in pairs}
@@ -133,7 +136,8 @@ def build_host(c: codegen.Compiled, *, trace: bool, build_root: Path | None = No
     if cc is None:
         raise KwsError("no C compiler found (cc/gcc): the host engine builds the generated C")
     srcs = _nn_sources(None)
-    key = _digest(srcs + [FIRMWARE / "include" / "kws" / "nn.h"], c.header, c.source, _GLUE, str(trace))
+    headers = sorted((FIRMWARE / "src" / "nn").glob("*.h")) + sorted((FIRMWARE / "include" / "kws").glob("*.h"))
+    key = _digest(srcs + headers, c.header, c.source, _GLUE, str(trace))
     root = Path(build_root or REPO / "build" / "sim" / "host")
     lib = root / key / "libmodel.so"
     if lib.exists():

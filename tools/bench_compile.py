@@ -81,15 +81,47 @@ def compile_seconds(model: Path) -> float:
     return statistics.median(times)
 
 
+def op_tests() -> tuple[list[str], str]:
+    """Run the property-based single-op tests (models made by TensorFlow, compared with tflite-micro on
+    every tensor) with a log of what they compared; summarise per operator."""
+    import collections
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "ops.jsonl"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "tests/test_compile_ops.py", "tests/test_compile_ops_qemu.py"],
+                              cwd=REPO, capture_output=True, text=True,
+                              env={**__import__("os").environ, "KWS_OPTEST_LOG": str(log)})
+        secs = time.perf_counter() - t0
+        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    tail = (proc.stdout.strip().splitlines() or ["no output"])[-1].strip("= ")
+    models = collections.Counter()
+    engines: dict[str, set] = collections.defaultdict(set)
+    for r in records:
+        for kind in sorted(set(r["ops"])):
+            models[kind] += 1
+            engines[kind].update(r["engines"])
+    rows = [f"| {kind} | {n} | {', '.join(sorted(engines[kind]))} |" for kind, n in sorted(models.items())]
+    summary = (f"pytest: {tail} ({secs / 60:.1f} min); {len(records)} models compared "
+               f"({sum('qemu' in r['engines'] for r in records)} also on QEMU)")
+    return rows, summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("--n", type=int, default=1000, help="inputs per model for the bit-exactness table")
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    ap.add_argument("--skip-op-tests", action="store_true", help="leave out the single-op property tests")
     args = ap.parse_args()
     shared = Path(args.shared)
 
     rows, _ = bit_exact_rows(shared, args.n)
+    op_rows, op_summary = ([], "") if args.skip_op_tests else op_tests()
     stats, c = profile_dscnn(shared, 20)
     secs = compile_seconds(shared / "models" / "reference" / reference_inputs.MODELS["dscnn"])
     instr = stats["instructions_per_inference"]
@@ -116,6 +148,20 @@ def main() -> int:
         "| model | engine | inputs | tensors per inference | values compared | values differing | distinct outputs | run time |",
         "|---|---|---:|---:|---:|---:|---:|---|",
         *rows,
+        "",
+        *([
+            "",
+            "Randomized single-op and small multi-op models, made with TensorFlow's converter (full-integer "
+            "quantization) across shapes, strides, paddings, dilations, activations and quantization parameters "
+            "drawn by `hypothesis` (derandomized: the same models every run; `KWS_OPTEST_SCALE`/`KWS_OPTEST_SEED` "
+            "search deeper), 24 inputs each over the whole int8 range, every tensor compared with tflite-micro "
+            "(`tests/test_compile_ops*.py`). Models count once per operator they contain; a model with a "
+            "constant output is redrawn, not counted. " + op_summary + ".",
+            "",
+            "| operator | models compared | engines |",
+            "|---|---:|---|",
+            *op_rows,
+        ] if op_rows else []),
         "",
         "### MLPerf Tiny DS-CNN on Cortex-M4 (QEMU `-icount`)",
         "",

@@ -6,7 +6,9 @@
 //   idle        waits up to 1 ms for input on stdin (a stand-in for the next interrupt)
 //   exit        exit(status)
 
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+#endif
 
 #include <errno.h>
 #include <poll.h>

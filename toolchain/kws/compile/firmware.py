@@ -1,0 +1,122 @@
+"""Firmware builds for a trained model folder: generate the sources the `wake` app needs (the compiled
+model, the frontend tables, the detector constants from thresholds.json) and build/run it.
+
+The generated files go under a build folder, never into firmware/ (DESIGN.md: generated files live under
+a build directory and open with a banner naming their generator and input hash).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws.errors import KwsError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class WakeRun:
+    events: list[tuple[str, int, int]]     # (label, score 0..255, t_ms)
+    hops: int
+    invocations: int
+    frontend_ticks: int
+    model_ticks: int
+    ticks_hz: int
+    uart: str
+
+
+def generate(model_dir: str | Path, gen_dir: str | Path, *, target: str = "cortex-m4") -> dict[str, Path]:
+    """Write model.c/.h, kws_frontend_config.c/.h and kws_detector_config.h for model_dir into gen_dir."""
+    from kws import config
+    from kws.compile import codegen
+    from kws.evaluate import codegen as det_codegen
+    from kws.evaluate import streaming
+    from kws.features import tables
+
+    model_dir = Path(model_dir)
+    tflite = model_dir / "model_int8.tflite"
+    if not tflite.is_file() or not (model_dir / "thresholds.json").is_file():
+        raise KwsError(f"{model_dir}: not a model folder (model_int8.tflite and thresholds.json are needed)")
+    _, dep = streaming.load_deployment(model_dir)
+    gen = Path(gen_dir)
+    gen.mkdir(parents=True, exist_ok=True)
+    c = codegen.compile_model(tflite, target=target, name="model")
+    (gen / "model.h").write_text(c.header)
+    (gen / "model.c").write_text(c.source)
+    header, source = tables.write_c(tables.build(config.frontend_preset(dep.preset)), gen)
+    (gen / "kws_detector_config.h").write_text(det_codegen.detector_header(model_dir))
+    return {"model_c": gen / "model.c", "frontend_h": Path(header), "frontend_c": Path(source),
+            "gen": gen}
+
+
+def build_wake(model_dir: str | Path, *, board: str = "qemu_mps2_an386", build_dir: str | Path | None = None) -> Path:
+    from kws.bench import qemu
+
+    model_dir = Path(model_dir)
+    root = Path(build_dir) if build_dir else REPO / "build" / "firmware" / f"wake-{model_dir.resolve().name}"
+    target = "cortex-m4" if board != "host" else "host"
+    files = generate(model_dir, root / "gen", target=target)
+    return qemu.build(board, "wake", extra_srcs=[files["model_c"], files["frontend_c"]], extra_inc=[files["gen"]],
+                      extra_cflags=["-include", str(files["frontend_h"])], build_dir=root)
+
+
+_EVENT = re.compile(r"^wake (\S+) (\d+) (\d+)$")
+_SUMMARY = re.compile(r"^wake: hops (\d+) invocations (\d+) detections (\d+) frontend_ticks (\d+) "
+                      r"model_ticks (\d+) ticks_hz (\d+)$")
+
+
+def parse_wake_uart(uart: str) -> WakeRun:
+    events, summary = [], None
+    for line in uart.splitlines():
+        line = line.strip()
+        m = _EVENT.match(line)
+        if m:
+            events.append((m.group(1), int(m.group(2)), int(m.group(3))))
+            continue
+        m = _SUMMARY.match(line)
+        if m:
+            summary = [int(v) for v in m.groups()]
+    if summary is None:
+        last = (uart.strip().splitlines() or ["no output"])[-1]
+        raise KwsError(f"wake app: no summary line in its output (last line: {last})")
+    hops, inv, det, fe, nn, hz = summary
+    if det != len(events):
+        raise KwsError(f"wake app: summary says {det} detections, {len(events)} event lines were read")
+    return WakeRun(events, hops, inv, fe, nn, hz, uart)
+
+
+def run_wake_qemu(elf: Path, pcm: np.ndarray, *, timeout_s: float = 1800) -> WakeRun:
+    """Stream int16 pcm through the wake app under QEMU; returns its events and cost counters."""
+    from kws.bench import qemu
+
+    pcm = np.ascontiguousarray(pcm, dtype="<i2")
+    with tempfile.TemporaryDirectory(prefix="kws-wake-") as tmp:
+        (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
+        res = qemu.run(elf, cwd=Path(tmp), timeout_s=timeout_s)
+    if res.exit_code != 0:
+        last = (res.uart.strip().splitlines() or ["no output"])[-1]
+        raise KwsError(f"{Path(elf).name} under QEMU exited with {res.exit_code}: {last}")
+    return parse_wake_uart(res.uart)
+
+
+def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600) -> WakeRun:
+    """The same app built for the host board (an x86 program reading wake_audio.raw)."""
+    import subprocess
+
+    pcm = np.ascontiguousarray(pcm, dtype="<i2")
+    with tempfile.TemporaryDirectory(prefix="kws-wake-host-") as tmp:
+        (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
+        try:
+            proc = subprocess.run([str(Path(exe).resolve())], cwd=tmp, capture_output=True, text=True,
+                                  timeout=timeout_s, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise KwsError(f"{exe}: no result within {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise KwsError(f"{exe} exited with {proc.returncode}: {last}")
+    return parse_wake_uart(proc.stdout)

@@ -54,8 +54,18 @@ bench-train: setup
 bench-compile: setup
 	$(PY) tools/bench_compile.py
 
-firmware sim flash bench: setup
-	@echo "make $@: the firmware and benchmark harness are not built yet (issues 6 and 7)" >&2; exit 1
+MODEL ?= models/hey_nova
+
+# The wake app for BOARD with MODEL's compiled model, frontend tables and detector constants.
+firmware: setup
+	$(PY) -m kws.compile.firmware build --model $(MODEL) --board $(BOARD)
+
+# Stream WAV through the wake app under QEMU (or BOARD=host) and print its detections.
+sim: setup
+	$(PY) -m kws.compile.firmware sim --model $(MODEL) --board $(BOARD) --wav $(WAV)
+
+flash bench: setup
+	@echo "make $@: not built yet (issues 6 and 7)" >&2; exit 1
 
 # Removes build outputs only; never data/ or models/.
 clean:

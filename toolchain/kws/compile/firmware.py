@@ -120,3 +120,43 @@ def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600) -> Wake
         last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
         raise KwsError(f"{exe} exited with {proc.returncode}: {last}")
     return parse_wake_uart(proc.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make firmware` / `make sim`: python -m kws.compile.firmware build|sim --model DIR [--board B] [--wav F]."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m kws.compile.firmware")
+    ap.add_argument("action", choices=["build", "sim"])
+    ap.add_argument("--model", required=True, help="model folder (kws train output)")
+    ap.add_argument("--board", default="qemu_mps2_an386")
+    ap.add_argument("--wav", help="audio to stream through the wake app (sim)")
+    args = ap.parse_args(argv)
+    try:
+        if args.action == "sim" and args.board not in ("qemu_mps2_an386", "host"):
+            raise KwsError(f"BOARD={args.board}: make sim runs qemu_mps2_an386 or host")
+        image = build_wake(args.model, board=args.board)
+        print(f"built {image}")
+        if args.action == "build":
+            return 0
+        if not args.wav:
+            raise KwsError("make sim needs WAV=<audio file>")
+        from kws.data import audio
+        from kws.train.augment import to_int16
+
+        data, rate = audio.read(args.wav)
+        x = audio.to_mono(data)
+        pcm = to_int16(audio.resample(x, rate, 16000) if rate != 16000 else x)
+        run = run_wake_qemu(image, pcm) if args.board == "qemu_mps2_an386" else run_wake_host(image, pcm)
+        for label, score, t_ms in run.events:
+            print(f"wake {label} {score} {t_ms}")
+        print(f"{len(run.events)} detections in {len(pcm) / 16000:.1f} s of audio ({run.invocations} model invocations)")
+        return 0
+    except KwsError as e:
+        print(f"kws: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kws/board.h"
+#include "kws/print.h"
 #include "kws/frontend.h"
 #include "kws/semihost.h"
 #include "kws_frontend_config.h"
@@ -31,51 +32,27 @@ static uint32_t ticks[CHECK_ROWS];
 static kws_frontend_t fe;
 static kws_frontend_scratch_t scratch;
 
-static void say(const char *s) {
-    board_uart_write((const uint8_t *)s, strlen(s));
-}
-
-// Decimal text of v (no stdio: newlib's printf family would pull in the heap).
-static void say_u64(const char *label, uint64_t v) {
-    char buf[24];
-    int i = (int)sizeof(buf);
-    buf[--i] = '\0';
-    do {
-        buf[--i] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v != 0 && i > 0);
-    say(label);
-    say(&buf[i]);
-}
-
-static int fail(const char *why) {
-    say("frontend_check: error: ");
-    say(why);
-    say("\n");
-    return 1;
-}
-
 int main(void) {
     board_init();
     int32_t in = kws_semihost_open("frontend_in.bin", KWS_SEMIHOST_READ);
     int32_t out = kws_semihost_open("frontend_out.bin", KWS_SEMIHOST_WRITE);
     int32_t tk = kws_semihost_open("frontend_ticks.bin", KWS_SEMIHOST_WRITE);
     if (in < 0 || out < 0 || tk < 0) {
-        return fail("cannot open frontend_in.bin / frontend_out.bin / frontend_ticks.bin");
+        return kws_print_error("frontend_check", "cannot open frontend_in.bin / frontend_out.bin / frontend_ticks.bin");
     }
     int32_t len = kws_semihost_flen(in);
     if (len < 0 || len % (int32_t)sizeof(clip) != 0) {
-        return fail("frontend_in.bin is not a whole number of clips");
+        return kws_print_error("frontend_check", "frontend_in.bin is not a whole number of clips");
     }
     const int32_t clips = len / (int32_t)sizeof(clip);
     uint64_t total_ticks = 0;
     uint32_t max_ticks = 0, min_ticks = UINT32_MAX;
     for (int32_t c = 0; c < clips; c++) {
         if (kws_semihost_read(in, clip, sizeof(clip)) != (int32_t)sizeof(clip)) {
-            return fail("short read");
+            return kws_print_error("frontend_check", "short read");
         }
         if (kws_frontend_init(&fe, &kws_frontend_config) != 0) {
-            return fail("configuration rejected");
+            return kws_print_error("frontend_check", "configuration rejected");
         }
         kws_frontend_set_norm_max(&fe, kws_frontend_clip_max(clip, CHECK_CLIP_SAMPLES));
         int32_t rows = 0;
@@ -85,7 +62,7 @@ int main(void) {
             uint32_t dt = board_ticks() - t0;
             if (got) {
                 if (rows >= CHECK_ROWS) {
-                    return fail("too many rows");
+                    return kws_print_error("frontend_check", "too many rows");
                 }
                 ticks[rows++] = dt;
                 total_ticks += dt;
@@ -95,24 +72,24 @@ int main(void) {
         }
         int32_t wrows = kws_frontend_clip(&fe, &kws_frontend_config, clip, CHECK_CLIP_SAMPLES, whole, CHECK_ROWS, &scratch);
         if (wrows != rows || memcmp(whole, streamed, (size_t)rows * KWS_FRONTEND_ROW_SIZE) != 0) {
-            return fail("streaming and whole-clip features differ");
+            return kws_print_error("frontend_check", "streaming and whole-clip features differ");
         }
         const size_t nout = (size_t)rows * KWS_FRONTEND_ROW_SIZE, ntk = (size_t)rows * sizeof(uint32_t);
         if (kws_semihost_write(out, streamed, nout) != (int32_t)nout || kws_semihost_write(tk, ticks, ntk) != (int32_t)ntk) {
-            return fail("write failed");
+            return kws_print_error("frontend_check", "write failed");
         }
     }
     kws_semihost_close(in);
     kws_semihost_close(out);
     kws_semihost_close(tk);
-    say("frontend_check " KWS_FRONTEND_PRESET);
-    say_u64(" clips=", (uint64_t)clips);
-    say_u64(" rows=", CHECK_ROWS);
-    say_u64(" ticks_total=", total_ticks);
-    say_u64(" min=", min_ticks);
-    say_u64(" max=", max_ticks);
-    say_u64(" state=", sizeof(kws_frontend_t));
-    say_u64(" scratch=", sizeof(kws_frontend_scratch_t));
-    say("\n");
+    kws_print("frontend_check " KWS_FRONTEND_PRESET);
+    kws_print_u64(" clips=", (uint64_t)clips);
+    kws_print_u64(" rows=", CHECK_ROWS);
+    kws_print_u64(" ticks_total=", total_ticks);
+    kws_print_u64(" min=", min_ticks);
+    kws_print_u64(" max=", max_ticks);
+    kws_print_u64(" state=", sizeof(kws_frontend_t));
+    kws_print_u64(" scratch=", sizeof(kws_frontend_scratch_t));
+    kws_print("\n");
     return 0;
 }

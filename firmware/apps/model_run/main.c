@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kws/board.h"
+#include "kws/print.h"
 #include "kws/semihost.h"
 #include "model.h"
 
@@ -41,58 +42,35 @@ void kws_model_profile(int op) {
 }
 #endif
 
-static void say(const char *s) {
-    board_uart_write((const uint8_t *)s, strlen(s));
-}
-
-static void say_u32(const char *label, uint32_t v) {
-    char buf[12];
-    int i = (int)sizeof(buf);
-    buf[--i] = '\0';
-    do {
-        buf[--i] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v != 0 && i > 0);
-    say(label);
-    say(&buf[i]);
-}
-
-static int fail(const char *why) {
-    say("model_run: error: ");
-    say(why);
-    say("\n");
-    return 1;
-}
-
 int main(void) {
     board_init();
     int32_t in = kws_semihost_open("model_in.bin", KWS_SEMIHOST_READ);
     int32_t out = kws_semihost_open("model_out.bin", KWS_SEMIHOST_WRITE);
     int32_t tk = kws_semihost_open("model_ticks.bin", KWS_SEMIHOST_WRITE);
     if (in < 0 || out < 0 || tk < 0) {
-        return fail("cannot open model_in.bin / model_out.bin / model_ticks.bin");
+        return kws_print_error("model_run", "cannot open model_in.bin / model_out.bin / model_ticks.bin");
     }
 #ifdef KWS_MODEL_TRACE
     trace_fd = kws_semihost_open("model_trace.bin", KWS_SEMIHOST_WRITE);
     if (trace_fd < 0) {
-        return fail("cannot open model_trace.bin");
+        return kws_print_error("model_run", "cannot open model_trace.bin");
     }
 #endif
 #ifdef KWS_MODEL_PROFILE
     int32_t pf = kws_semihost_open("model_profile.bin", KWS_SEMIHOST_WRITE);
     if (pf < 0) {
-        return fail("cannot open model_profile.bin");
+        return kws_print_error("model_run", "cannot open model_profile.bin");
     }
 #endif
     int32_t len = kws_semihost_flen(in);
     if (len < 0 || len % KWS_MODEL_INPUT0_BYTES != 0) {
-        return fail("model_in.bin is not a whole number of inputs");
+        return kws_print_error("model_run", "model_in.bin is not a whole number of inputs");
     }
     uint32_t n = (uint32_t)len / KWS_MODEL_INPUT0_BYTES;
     kws_model_init();
     for (uint32_t i = 0; i < n; i++) {
         if (kws_semihost_read(in, in_buf, sizeof(in_buf)) != (int32_t)sizeof(in_buf)) {
-            return fail("short read from model_in.bin");
+            return kws_print_error("model_run", "short read from model_in.bin");
         }
         memcpy(kws_model_input(0), in_buf, sizeof(in_buf));
         uint32_t t0 = board_ticks();
@@ -100,25 +78,25 @@ int main(void) {
         uint32_t ticks = board_ticks() - t0;
         if (kws_semihost_write(out, kws_model_output(0), KWS_MODEL_OUTPUT0_BYTES) != KWS_MODEL_OUTPUT0_BYTES ||
             kws_semihost_write(tk, &ticks, sizeof(ticks)) != (int32_t)sizeof(ticks)) {
-            return fail("cannot write results");
+            return kws_print_error("model_run", "cannot write results");
         }
 #ifdef KWS_MODEL_PROFILE
         if (kws_semihost_write(pf, stamps, sizeof(stamps)) != (int32_t)sizeof(stamps)) {
-            return fail("cannot write model_profile.bin");
+            return kws_print_error("model_run", "cannot write model_profile.bin");
         }
 #endif
     }
 #ifdef KWS_MODEL_TRACE
     if (trace_failed) {
-        return fail("cannot write model_trace.bin");
+        return kws_print_error("model_run", "cannot write model_trace.bin");
     }
     kws_semihost_close(trace_fd);
 #endif
     kws_semihost_close(in);
     kws_semihost_close(out);
     kws_semihost_close(tk);
-    say_u32("model_run: inferences ", n);
-    say_u32(" arena ", KWS_MODEL_ARENA_BYTES);
-    say("\n");
+    kws_print_u64("model_run: inferences ", n);
+    kws_print_u64(" arena ", KWS_MODEL_ARENA_BYTES);
+    kws_print("\n");
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kws/board.h"
+#include "kws/print.h"
 #include "kws/detector.h"
 #include "kws/frontend.h"
 #include "kws/semihost.h"
@@ -41,44 +42,21 @@ static kws_detector_t det;
 static int8_t rows[WF][ROW];
 static int16_t hop[HOP];
 
-static void say(const char *s) {
-    board_uart_write((const uint8_t *)s, strlen(s));
-}
-
-static void say_u64(const char *label, uint64_t v) {
-    char buf[24];
-    int i = (int)sizeof(buf);
-    buf[--i] = '\0';
-    do {
-        buf[--i] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v != 0 && i > 0);
-    say(label);
-    say(&buf[i]);
-}
-
-static int fail(const char *why) {
-    say("wake: error: ");
-    say(why);
-    say("\n");
-    return 1;
-}
-
 int main(void) {
     board_init();
     board_wake_line(false);
     if (kws_frontend_init(&fe, &kws_frontend_config) != 0) {
-        return fail("frontend configuration rejected");
+        return kws_print_error("wake", "frontend configuration rejected");
     }
     kws_frontend_set_norm_max(&fe, 32768);
     const kws_detector_params_t params = {KWS_DETECTOR_THRESHOLD, KWS_DETECTOR_WINDOW, KWS_DETECTOR_REFRACTORY};
     if (kws_detector_init(&det, &params) != 0) {
-        return fail("detector parameters rejected");
+        return kws_print_error("wake", "detector parameters rejected");
     }
     kws_model_init();
     int32_t in = kws_semihost_open("wake_audio.raw", KWS_SEMIHOST_READ);
     if (in < 0) {
-        return fail("cannot open wake_audio.raw");
+        return kws_print_error("wake", "cannot open wake_audio.raw");
     }
     uint64_t hops = 0, frames = 0, invocations = 0, detections = 0, fe_ticks = 0, nn_ticks = 0;
     uint32_t head = 0;
@@ -110,20 +88,20 @@ int main(void) {
             detections++;
             board_wake_line(true);
             const uint64_t end = (frames - 1) * HOP + KWS_FRONTEND_WINDOW_SAMPLES;
-            say("wake " KWS_DETECTOR_LABEL);
-            say_u64(" ", kws_detector_sum(&det) / KWS_DETECTOR_WINDOW);
-            say_u64(" ", end * 1000u / KWS_FRONTEND_SAMPLE_RATE_HZ);
-            say("\n");
+            kws_print("wake " KWS_DETECTOR_LABEL);
+            kws_print_u64(" ", kws_detector_sum(&det) / KWS_DETECTOR_WINDOW);
+            kws_print_u64(" ", end * 1000u / KWS_FRONTEND_SAMPLE_RATE_HZ);
+            kws_print("\n");
             board_wake_line(false);
         }
     }
     kws_semihost_close(in);
-    say_u64("wake: hops ", hops);
-    say_u64(" invocations ", invocations);
-    say_u64(" detections ", detections);
-    say_u64(" frontend_ticks ", fe_ticks);
-    say_u64(" model_ticks ", nn_ticks);
-    say_u64(" ticks_hz ", board_ticks_hz());
-    say("\n");
+    kws_print_u64("wake: hops ", hops);
+    kws_print_u64(" invocations ", invocations);
+    kws_print_u64(" detections ", detections);
+    kws_print_u64(" frontend_ticks ", fe_ticks);
+    kws_print_u64(" model_ticks ", nn_ticks);
+    kws_print_u64(" ticks_hz ", board_ticks_hz());
+    kws_print("\n");
     return 0;
 }

@@ -75,3 +75,21 @@ def test_wake_build_refuses_a_folder_without_a_model(tmp_path):
 
     with pytest.raises(KwsError, match="not a model folder"):
         firmware.build_wake(tmp_path, board="host", build_dir=tmp_path / "b")
+
+
+def test_firmware_makefile_builds_a_model_folder(model_and_stream, tmp_path):
+    """make -C firmware BOARD=host MODEL=<folder> generates the sources itself and builds the wake app."""
+    import os
+    import subprocess
+
+    m = model_and_stream
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    fw = firmware.REPO / "firmware"
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(fw), "BOARD=host", f"MODEL={m['model']}",
+                           f"BUILD_DIR={tmp_path}"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exe = tmp_path / "host" / "wake"
+    _check(firmware.run_wake_host(exe, m["pcm"]), m["model"], m["pcm"])
+    bad = subprocess.run(["make", "--no-print-directory", "-C", str(fw), "BOARD=host", f"MODEL={tmp_path / 'none'}",
+                          f"BUILD_DIR={tmp_path}"], capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "not a model folder" in bad.stderr

@@ -128,12 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m kws.compile.firmware")
-    ap.add_argument("action", choices=["build", "sim"])
+    ap.add_argument("action", choices=["build", "sim", "gen"])
     ap.add_argument("--model", required=True, help="model folder (kws train output)")
     ap.add_argument("--board", default="qemu_mps2_an386")
     ap.add_argument("--wav", help="audio to stream through the wake app (sim)")
+    ap.add_argument("--out", help="folder for the generated sources (gen)")
     args = ap.parse_args(argv)
     try:
+        if args.action == "gen":
+            if not args.out:
+                raise KwsError("gen needs --out DIR")
+            generate(args.model, args.out, target="host" if args.board == "host" else "cortex-m4")
+            print(f"generated {args.out}", file=sys.stderr)
+            return 0
         if args.action == "sim" and args.board not in ("qemu_mps2_an386", "host"):
             raise KwsError(f"BOARD={args.board}: make sim runs qemu_mps2_an386 or host")
         image = build_wake(args.model, board=args.board)

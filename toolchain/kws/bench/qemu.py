@@ -139,6 +139,16 @@ def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float
                       stderr=err.decode("utf-8", "replace"))
 
 
+def run_ok(elf: Path, *, cwd: Path, timeout_s: float) -> QemuResult:
+    """run() for apps that report failure through their exit status: raises KwsError with the image
+    name, the status and the app's last UART line unless it exited with 0."""
+    res = run(elf, cwd=cwd, timeout_s=timeout_s)
+    if res.exit_code != 0:
+        last = (res.uart.strip().splitlines() or ["no output"])[-1]
+        raise KwsError(f"{Path(elf).name} under QEMU exited with {res.exit_code}: {last}")
+    return res
+
+
 def _last_error_line(text: str) -> str:
     """The line of a make/compiler log that best says what failed."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

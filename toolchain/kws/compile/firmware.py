@@ -97,10 +97,7 @@ def run_wake_qemu(elf: Path, pcm: np.ndarray, *, timeout_s: float = 1800) -> Wak
     pcm = np.ascontiguousarray(pcm, dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="kws-wake-") as tmp:
         (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
-        res = qemu.run(elf, cwd=Path(tmp), timeout_s=timeout_s)
-    if res.exit_code != 0:
-        last = (res.uart.strip().splitlines() or ["no output"])[-1]
-        raise KwsError(f"{Path(elf).name} under QEMU exited with {res.exit_code}: {last}")
+        res = qemu.run_ok(elf, cwd=Path(tmp), timeout_s=timeout_s)
     return parse_wake_uart(res.uart)
 
 

@@ -232,10 +232,7 @@ def run_qemu(model: str | Path, x: np.ndarray, *, trace: bool = False, profile: 
     with tempfile.TemporaryDirectory(prefix="kws-sim-qemu-") as tmp:
         work = Path(tmp)
         (work / "model_in.bin").write_bytes(x.tobytes())
-        res = qemu.run(elf, cwd=work, timeout_s=timeout_s)
-        if res.exit_code != 0:
-            last = (res.uart.strip().splitlines() or ["no output"])[-1]
-            raise KwsError(f"{elf.name} under QEMU exited with {res.exit_code}: {last}")
+        qemu.run_ok(elf, cwd=work, timeout_s=timeout_s)
         out = np.frombuffer((work / "model_out.bin").read_bytes(), to.dtype).reshape((len(x),) + tuple(to.shape))
         ticks = np.frombuffer((work / "model_ticks.bin").read_bytes(), "<u4")
         tr = _split_trace(g, (work / "model_trace.bin").read_bytes(), len(x)) if trace else {}

@@ -54,10 +54,7 @@ def run_check(clips: np.ndarray, *, preset: str = "mlperf_kws01", elf: Path | No
     with tempfile.TemporaryDirectory(prefix="kws-frontend-check-") as tmp:
         work = Path(tmp)
         (work / "frontend_in.bin").write_bytes(clips.tobytes())
-        res = qemu.run(elf, cwd=work, timeout_s=timeout_s)
-        if res.exit_code != 0:
-            last = (res.uart.strip().splitlines() or ["no output"])[-1]
-            raise KwsError(f"{elf.name} under QEMU exited with {res.exit_code}: {last}")
+        res = qemu.run_ok(elf, cwd=work, timeout_s=timeout_s)
         feats = np.frombuffer((work / "frontend_out.bin").read_bytes(), np.int8)
         ticks = np.frombuffer((work / "frontend_ticks.bin").read_bytes(), "<u4")
     feats = feats.reshape(len(clips), rows, p.row_size)

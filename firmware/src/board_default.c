@@ -34,6 +34,8 @@ BOARD_WEAK void board_audio_stop(void) {}
 
 BOARD_WEAK void board_wake_line(bool asserted) { (void)asserted; }
 
+BOARD_WEAK void board_timestamp_pulse(void) {}
+
 BOARD_WEAK void board_idle(void) {}
 
 BOARD_WEAK void board_exit(int status)

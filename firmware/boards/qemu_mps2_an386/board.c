@@ -33,7 +33,6 @@ typedef struct {
 #define BOARD_NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
 
 #define BOARD_PCLK_HZ 25000000u
-#define BOARD_BAUD 115200u
 
 #define BOARD_UART_TXFULL 0x1u
 #define BOARD_UART_RXFULL 0x2u
@@ -51,7 +50,7 @@ void startup_irq0_handler(void);
 void board_init(void)
 {
     BOARD_UART0->ctrl = 0u;
-    BOARD_UART0->bauddiv = BOARD_PCLK_HZ / BOARD_BAUD;
+    BOARD_UART0->bauddiv = BOARD_PCLK_HZ / KWS_UART_BAUD;
     BOARD_UART0->intstatus = 0xFu;
     BOARD_UART0->ctrl = BOARD_UART_TX_EN | BOARD_UART_RX_EN | BOARD_UART_RX_INTEN;
     BOARD_NVIC_ISER0 = 1u << BOARD_UART0_RX_IRQ;

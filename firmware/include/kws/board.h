@@ -25,9 +25,15 @@ extern "C" {
 #define BOARD_NORETURN
 #endif
 
-// Brings up the clocks, the UART (8N1; 115200 baud where the baud rate is configurable), the tick
-// counter and the wake line (deasserted). The app calls it once, first thing in main(); the startup
-// code does not. Calling any other board_* function before it is undefined.
+// The UART's baud rate where the board can set it. 115200 by default; the bench app's energy mode
+// builds with -DKWS_UART_BAUD=9600 (MLPerf Tiny: the DUT talks to the IO manager at 9600 baud).
+#ifndef KWS_UART_BAUD
+#define KWS_UART_BAUD 115200u
+#endif
+
+// Brings up the clocks, the UART (8N1 at KWS_UART_BAUD where the baud rate is configurable), the tick
+// counter, the timestamp pin (high) and the wake line (deasserted). The app calls it once, first
+// thing in main(); the startup code does not. Calling any other board_* function before it is undefined.
 void board_init(void);
 
 // A free-running counter that counts up at board_ticks_hz() and wraps modulo 2^32.
@@ -67,7 +73,9 @@ typedef struct {
 // Starts continuous microphone capture (DMA double-buffering on hardware, a host file or generated
 // signal on simulators) and calls cfg->on_block for each block until board_audio_stop(). cfg is read
 // during the call only. Returns 0 on success, -1 when the board has no audio input or cannot provide
-// this rate or block size. Not implemented by any board yet: the defaults return -1.
+// this rate or block size (the default). A finite source (a file on a simulator, audio streamed by
+// a host over the UART) ends with one last call with block_samples == 0 (samples may be NULL); no
+// call follows it. Blocks the app has not consumed in time are the app's overruns to count.
 int board_audio_start(const board_audio_config *cfg);
 
 // Stops capture; no callback runs after it returns. Safe to call when capture is not running.
@@ -77,6 +85,11 @@ void board_audio_stop(void);
 // The electrical level (active high or low) is the board's choice and documented in its board.c.
 // The default does nothing.
 void board_wake_line(bool asserted);
+
+// Energy mode timestamp (MLPerf Tiny th_timestamp): drives the timestamp GPIO low for at least 1 us,
+// then high again; the IO manager / power monitor records the falling edge. The level at rest is high.
+// The default does nothing (boards without the pin: perf mode prints timestamps over the UART instead).
+void board_timestamp_pulse(void);
 
 // Sleeps until the next interrupt (WFI on Cortex-M), then returns. It returns at once if an interrupt
 // has been taken since the previous call returned, so `while (!ready) board_idle();` cannot miss a

@@ -200,3 +200,204 @@ def build(board: str, app: str, *, extra_srcs: Sequence[str | os.PathLike] = (),
     if where.returncode != 0 or not image.is_file():
         raise KwsError(f"firmware build {board}/{app}: make reported no image ({where.stdout.strip()!r})")
     return image
+
+
+# --- interactive UART (the bench app's DUT protocol) ----------------------------------------------
+class UartSession:
+    """A running firmware image whose UART is talked to interactively, line by line.
+
+    Made by uart_session() (QEMU: UART0 on a TCP socket, DESIGN.md decision 7) or process_session()
+    (a host-board program: its stdin/stdout). Every wait has a timeout; the process is killed on close()
+    / leaving the `with` block, whatever happened.
+    """
+
+    def __init__(self, proc: subprocess.Popen, name: str):
+        self._proc = proc
+        self._buf = b""
+        self.name = name
+        self.received = b""     # everything read so far (for error messages and tests)
+
+    # transport: subclasses implement these two
+    def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _recv(self, timeout_s: float) -> bytes:
+        """Some bytes, or b"" when nothing arrived within timeout_s; raises KwsError at end of stream."""
+        raise NotImplementedError
+
+    def send(self, data: bytes) -> None:
+        self._send(data)
+
+    def read_line(self, timeout_s: float) -> str:
+        """The next line without its CR/LF (decoded as UTF-8, undecodable bytes replaced)."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                tail = self.received.decode("utf-8", "replace").strip().splitlines()[-1:]
+                raise KwsError(f"{self.name}: no complete UART line within {timeout_s:g} s "
+                               f"(last line: {tail[0] if tail else 'none'!r})")
+            chunk = self._recv(min(left, 0.5))
+            self._buf += chunk
+            self.received += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def read_until(self, last: str, timeout_s: float, count: int = 1) -> list[str]:
+        """Lines up to and including the count-th line equal to `last`."""
+        deadline = time.monotonic() + timeout_s
+        lines, seen = [], 0
+        while seen < count:
+            ln = self.read_line(max(deadline - time.monotonic(), 0.001))
+            lines.append(ln)
+            seen += ln == last
+        return lines
+
+    def command(self, cmd: str | bytes, *, timeout_s: float = 60, end: str = "m-ready") -> list[str]:
+        """Sends cmd + '%' and returns the reply lines up to and including `end`."""
+        data = cmd.encode() if isinstance(cmd, str) else cmd
+        self._send(data + b"%")
+        return self.read_until(end, timeout_s)
+
+    def commands(self, cmds: Sequence[str], *, timeout_s: float = 60, end: str = "m-ready") -> list[list[str]]:
+        """Sends several commands at once (the UART holds input back while the DUT is busy, so nothing
+        is lost) and returns each one's reply lines."""
+        self._send(b"".join(c.encode() + b"%" for c in cmds))
+        deadline = time.monotonic() + timeout_s
+        return [self.read_until(end, max(deadline - time.monotonic(), 0.001)) for _ in cmds]
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.communicate(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> "UartSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _TcpSession(UartSession):
+    def __init__(self, proc: subprocess.Popen, name: str, sock):
+        super().__init__(proc, name)
+        self._sock = sock
+
+    def _send(self, data: bytes) -> None:
+        self._sock.settimeout(30)
+        try:
+            self._sock.sendall(data)
+        except OSError as e:
+            raise KwsError(f"{self.name}: cannot send to the UART socket: {e}") from None
+
+    def _recv(self, timeout_s: float) -> bytes:
+        import socket
+
+        self._sock.settimeout(max(timeout_s, 0.001))
+        try:
+            data = self._sock.recv(65536)
+        except socket.timeout:
+            return b""
+        except OSError as e:
+            raise KwsError(f"{self.name}: UART socket failed: {e}") from None
+        if not data:
+            raise KwsError(f"{self.name}: QEMU closed the UART (exit status {self._proc.poll()})")
+        return data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        super().close()
+
+
+class _PipeSession(UartSession):
+    def __init__(self, proc: subprocess.Popen, name: str):
+        super().__init__(proc, name)
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise KwsError(f"{self.name}: cannot write to its stdin: {e}") from None
+
+    def _recv(self, timeout_s: float) -> bytes:
+        import select
+
+        ready, _, _ = select.select([self._proc.stdout], [], [], max(timeout_s, 0.001))
+        if not ready:
+            return b""
+        data = self._proc.stdout.read(65536)
+        if data is None:
+            return b""
+        if not data:
+            raise KwsError(f"{self.name}: the program closed its stdout (exit status {self._proc.poll()})")
+        return data
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def uart_session(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, semihosting: bool = True,
+                 connect_timeout_s: float = 20, cwd: Path | None = None) -> UartSession:
+    """Starts elf under QEMU with UART0 on `-serial tcp:127.0.0.1:P,server=on,wait=on,nodelay=on`
+    (the guest starts only once we are connected; TCP_NODELAY on our side too) and returns the session.
+    Use it as a context manager: QEMU is killed on the way out. Raises KwsError when QEMU is missing,
+    exits early, or does not accept the connection within connect_timeout_s.
+    """
+    import socket
+
+    elf = Path(elf)
+    if not elf.is_file():
+        raise KwsError(f"{elf}: firmware image not found")
+    last_err = "unknown"
+    for _attempt in range(3):  # the free port may be taken between our probe and QEMU's bind
+        port = _free_port()
+        cmd = qemu_command(elf, icount_shift=icount_shift, semihosting=semihosting)
+        i = cmd.index("stdio")
+        cmd[i] = f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        session = None
+        try:
+            deadline = time.monotonic() + connect_timeout_s
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                session = _TcpSession(proc, elf.name, sock)
+                return session
+            if proc.poll() is not None:
+                with contextlib.suppress(Exception):
+                    last_err = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()[-1]
+            else:
+                last_err = f"no connection within {connect_timeout_s:g} s"
+        finally:
+            if session is None:
+                UartSession(proc, elf.name).close()
+    raise KwsError(f"{elf.name}: could not start QEMU with a TCP UART: {last_err}")
+
+
+def process_session(exe: Path, *, cwd: Path | None = None) -> UartSession:
+    """Starts a host-board program (its UART is stdin/stdout) and returns the session (kill on close)."""
+    exe = Path(exe)
+    if not exe.is_file():
+        raise KwsError(f"{exe}: program not found")
+    proc = subprocess.Popen([str(exe.resolve())], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return _PipeSession(proc, exe.name)

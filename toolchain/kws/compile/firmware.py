@@ -1,5 +1,6 @@
 """Firmware builds for a trained model folder: generate the sources the `wake` app needs (the compiled
-model, the frontend tables, the detector constants from thresholds.json) and build/run it.
+model, the frontend tables, the detector constants from thresholds.json) and build/run it; or, for a
+bare int8 .tflite, only the compiled model (the `bench` app: the MLPerf Tiny DUT).
 
 The generated files go under a build folder, never into firmware/ (DESIGN.md: generated files live under
 a build directory and open with a banner naming their generator and input hash).
@@ -30,26 +31,50 @@ class WakeRun:
     uart: str
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """Leave an identical file untouched, so make does not rebuild what did not change."""
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
 def generate(model_dir: str | Path, gen_dir: str | Path, *, target: str = "cortex-m4") -> dict[str, Path]:
-    """Write model.c/.h, kws_frontend_config.c/.h and kws_detector_config.h for model_dir into gen_dir."""
-    from kws import config
+    """Write the generated sources for a model into gen_dir.
+
+    model_dir: a model folder (kws train output): model.c/.h, kws_frontend_config.c/.h and
+    kws_detector_config.h (for the wake app); or an int8 .tflite file: model.c/.h only (for the bench
+    app). Returns the paths written ("model_c", "gen", and for a folder "frontend_h", "frontend_c").
+    """
     from kws.compile import codegen
+
+    src = Path(model_dir)
+    gen = Path(gen_dir)
+    if src.suffix == ".tflite":
+        if not src.is_file():
+            raise KwsError(f"{src}: no such .tflite file")
+        c = codegen.compile_model(src, target=target, name="model")
+        gen.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(gen / "model.h", c.header)
+        _write_if_changed(gen / "model.c", c.source)
+        return {"model_c": gen / "model.c", "gen": gen}
+
+    from kws import config
     from kws.evaluate import codegen as det_codegen
     from kws.evaluate import streaming
     from kws.features import tables
 
-    model_dir = Path(model_dir)
-    tflite = model_dir / "model_int8.tflite"
-    if not tflite.is_file() or not (model_dir / "thresholds.json").is_file():
-        raise KwsError(f"{model_dir}: not a model folder (model_int8.tflite and thresholds.json are needed)")
-    _, dep = streaming.load_deployment(model_dir)
-    gen = Path(gen_dir)
+    tflite = src / "model_int8.tflite"
+    if not tflite.is_file() or not (src / "thresholds.json").is_file():
+        raise KwsError(f"{src}: not a model folder (model_int8.tflite and thresholds.json are needed) "
+                       "nor a .tflite file")
+    _, dep = streaming.load_deployment(src)
     gen.mkdir(parents=True, exist_ok=True)
     c = codegen.compile_model(tflite, target=target, name="model")
-    (gen / "model.h").write_text(c.header)
-    (gen / "model.c").write_text(c.source)
+    _write_if_changed(gen / "model.h", c.header)
+    _write_if_changed(gen / "model.c", c.source)
     header, source = tables.write_c(tables.build(config.frontend_preset(dep.preset)), gen)
-    (gen / "kws_detector_config.h").write_text(det_codegen.detector_header(model_dir))
+    _write_if_changed(gen / "kws_detector_config.h", det_codegen.detector_header(src))
     return {"model_c": gen / "model.c", "frontend_h": Path(header), "frontend_c": Path(source),
             "gen": gen}
 
@@ -120,13 +145,14 @@ def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600) -> Wake
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`make firmware` / `make sim`: python -m kws.compile.firmware build|sim --model DIR [--board B] [--wav F]."""
+    """`make firmware` / `make sim`: python -m kws.compile.firmware build|sim --model DIR [--board B] [--wav F];
+    the firmware Makefile's MODEL=: python -m kws.compile.firmware gen --model DIR|FILE.tflite --out DIR."""
     import argparse
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m kws.compile.firmware")
     ap.add_argument("action", choices=["build", "sim", "gen"])
-    ap.add_argument("--model", required=True, help="model folder (kws train output)")
+    ap.add_argument("--model", required=True, help="model folder (kws train output); gen also takes an int8 .tflite")
     ap.add_argument("--board", default="qemu_mps2_an386")
     ap.add_argument("--wav", help="audio to stream through the wake app (sim)")
     ap.add_argument("--out", help="folder for the generated sources (gen)")
@@ -138,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             generate(args.model, args.out, target="host" if args.board == "host" else "cortex-m4")
             print(f"generated {args.out}", file=sys.stderr)
             return 0
+        if Path(args.model).suffix == ".tflite":
+            raise KwsError(f"{args.action} needs a model folder; for a .tflite use "
+                           "make -C firmware BOARD=<board> MODEL=<file.tflite> (the bench app)")
         if args.action == "sim" and args.board not in ("qemu_mps2_an386", "host"):
             raise KwsError(f"BOARD={args.board}: make sim runs qemu_mps2_an386 or host")
         image = build_wake(args.model, board=args.board)

@@ -4,7 +4,8 @@
 
 #include "kws/board.h"
 
-// Start clocks, the UART at 115200 8N1, a free-running 32-bit counter, and drive the wake line idle.
+// Start clocks, the UART at KWS_UART_BAUD 8N1, a free-running 32-bit counter, the timestamp pin (high) and
+// the wake line (idle). Install interrupt handlers by defining startup_irq<N>_handler (common startup).
 void board_init(void) {}
 
 // Return the free-running up-counter (e.g. DWT->CYCCNT, or ~value of a down-counting timer).
@@ -40,6 +41,9 @@ void board_audio_stop(void) {}
 
 // Drive the GPIO wired to the host's wake interrupt (document its polarity here).
 void board_wake_line(bool asserted) { (void)asserted; }
+
+// Drive the energy-mode timestamp GPIO low for >= 1 us, then high again (high at rest; set up in board_init).
+void board_timestamp_pulse(void) {}
 
 // Mask interrupts, WFI unless an interrupt has been seen since the last call, unmask (see the QEMU port).
 void board_idle(void) {}

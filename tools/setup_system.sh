@@ -8,6 +8,7 @@ PACKAGES=(
   qemu-system-arm                             # mps2-an386 simulator
   espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts   # speech synthesis for `kws data synth`
   libportaudio2                               # `kws data record` (sounddevice)
+  clang libclang-rt-dev                       # libFuzzer + ASan/UBSan: firmware/fuzz (make -C firmware/fuzz)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

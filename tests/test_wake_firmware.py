@@ -52,6 +52,11 @@ def _check(run: firmware.WakeRun, model_dir, pcm) -> None:
     # Meaningful only if some windows detect and most do not.
     assert 0 < len(want) < invocations / 2
     assert run.frontend_ticks > 0 and run.model_ticks > 0
+    assert run.overruns == 0 and run.hops == len(pcm) // HOP
+    assert 0 < run.busy_ticks < run.total_ticks
+
+
+HOP = 320
 
 
 def test_wake_app_on_host_matches_streaming_simulation(model_and_stream, tmp_path):
@@ -68,6 +73,66 @@ def test_wake_app_on_cortex_m4_qemu_matches_streaming_simulation(model_and_strea
     run = firmware.run_wake_qemu(elf, m["pcm"])
     _check(run, m["model"], m["pcm"])
     assert run.ticks_hz == 25_000_000
+    # Real time in virtual time: one 20 ms block per 500,000 ticks, so the run lasts as long as the
+    # audio (plus the final end-of-stream period and the last hop's processing).
+    period = 25_000_000 * HOP // 16000
+    assert run.hops * period <= run.total_ticks <= (run.hops + 3) * period
+    assert run.busy_ticks >= run.frontend_ticks + run.model_ticks
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-arm / arm-none-eabi-gcc not installed (`make setup`)")
+def test_wake_app_counts_overruns_when_the_core_is_too_slow(model_and_stream, tmp_path):
+    """At -icount shift=10 (one instruction per 1.024 us: ~1 MIPS) a 20 ms block is ~19,500
+    instructions, less than the frontend needs: blocks arrive while the FIFO is full. The app must drop
+    and count them, keep going, and account for every block."""
+    m = model_and_stream
+    pcm = m["pcm"][: 16000 * 20]
+    elf = firmware.build_wake(m["model"], board="qemu_mps2_an386", build_dir=tmp_path / "build")
+    run = firmware.run_wake_qemu(elf, pcm, icount_shift=10)
+    assert run.overruns > 0 and run.hops > 0
+    assert run.hops + run.overruns == len(pcm) // HOP
+
+
+def test_wake_app_keeps_the_preroll_for_the_host(model_and_stream, tmp_path):
+    """preroll% returns the 1.5 s of audio that ended with the hop of the last detection, sample for
+    sample; status% and bad commands answer in the protocol's framing."""
+    import os
+    import subprocess
+
+    m = model_and_stream
+    pcm = np.ascontiguousarray(m["pcm"], dtype="<i2")
+    exe = firmware.build_wake(m["model"], board="host", build_dir=tmp_path / "build",
+                              extra_cflags=("-DKWS_WAKE_LINGER=1",))
+    (tmp_path / "a.raw").write_bytes(pcm.tobytes())
+    proc = subprocess.Popen([str(exe)], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "KWS_AUDIO": str(tmp_path / "a.raw")})
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("wake: hops"):  # the stream is done
+            line = proc.stdout.readline().decode()
+            assert line, "wake app ended early"
+            lines.append(line.strip())
+        out, _ = proc.communicate(b"status%preroll%" + b"x" * 40 + b"%nope%quit%", timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    run = firmware.parse_wake_uart("\n".join(lines))
+    assert run.events, "the stream must contain a detection"
+    reply = out.decode().splitlines()
+    assert reply[0] == f"m-status-hops-{run.hops}-overruns-0-detections-{len(run.events)}"
+    assert reply[1] == "m-ready"
+    head = reply[2].split("-")
+    assert head[:2] == ["m", "preroll"]
+    end, n = int(head[2]), int(head[3])
+    assert n == 24000
+    # The detection's hop ends at `end`; kws eval's t_ms for it lies within the last hop.
+    assert 0 <= end - run.events[-1][2] * 16 < 2 * HOP
+    body = "".join(reply[3: 3 + n // 32])
+    got = np.frombuffer(bytes.fromhex(body), dtype="<i2")
+    assert np.array_equal(got, pcm[end - n: end])
+    assert got.std() > 0
+    assert reply[3 + n // 32:] == ["m-ready", "e-[command too long]", "m-ready", "e-[unknown command]", "m-ready", "m-ready"]  # the last for quit%
 
 
 def test_wake_build_refuses_a_folder_without_a_model(tmp_path):

@@ -139,10 +139,10 @@ def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float
                       stderr=err.decode("utf-8", "replace"))
 
 
-def run_ok(elf: Path, *, cwd: Path, timeout_s: float) -> QemuResult:
+def run_ok(elf: Path, *, cwd: Path, timeout_s: float, icount_shift: int = DEFAULT_ICOUNT_SHIFT) -> QemuResult:
     """run() for apps that report failure through their exit status: raises KwsError with the image
     name, the status and the app's last UART line unless it exited with 0."""
-    res = run(elf, cwd=cwd, timeout_s=timeout_s)
+    res = run(elf, cwd=cwd, timeout_s=timeout_s, icount_shift=icount_shift)
     if res.exit_code != 0:
         last = (res.uart.strip().splitlines() or ["no output"])[-1]
         raise KwsError(f"{Path(elf).name} under QEMU exited with {res.exit_code}: {last}")

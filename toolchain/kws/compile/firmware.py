@@ -28,6 +28,9 @@ class WakeRun:
     frontend_ticks: int
     model_ticks: int
     ticks_hz: int
+    busy_ticks: int      # outside board_idle() from the first audio block to the end of the stream
+    total_ticks: int
+    overruns: int        # audio blocks dropped because the app's FIFO was full
     uart: str
 
 
@@ -79,7 +82,9 @@ def generate(model_dir: str | Path, gen_dir: str | Path, *, target: str = "corte
             "gen": gen}
 
 
-def build_wake(model_dir: str | Path, *, board: str = "qemu_mps2_an386", build_dir: str | Path | None = None) -> Path:
+def build_wake(model_dir: str | Path, *, board: str = "qemu_mps2_an386", build_dir: str | Path | None = None,
+               extra_cflags: tuple[str, ...] = ()) -> Path:
+    """Build the wake app for model_dir; extra_cflags e.g. ("-DKWS_WAKE_LINGER=1",) (see apps/wake/main.c)."""
     from kws.bench import qemu
 
     model_dir = Path(model_dir)
@@ -87,12 +92,12 @@ def build_wake(model_dir: str | Path, *, board: str = "qemu_mps2_an386", build_d
     target = "cortex-m4" if board != "host" else "host"
     files = generate(model_dir, root / "gen", target=target)
     return qemu.build(board, "wake", extra_srcs=[files["model_c"], files["frontend_c"]], extra_inc=[files["gen"]],
-                      extra_cflags=["-include", str(files["frontend_h"])], build_dir=root)
+                      extra_cflags=["-include", str(files["frontend_h"]), *extra_cflags], build_dir=root)
 
 
 _EVENT = re.compile(r"^wake (\S+) (\d+) (\d+)$")
 _SUMMARY = re.compile(r"^wake: hops (\d+) invocations (\d+) detections (\d+) frontend_ticks (\d+) "
-                      r"model_ticks (\d+) ticks_hz (\d+)$")
+                      r"model_ticks (\d+) ticks_hz (\d+) busy_ticks (\d+) total_ticks (\d+) overruns (\d+)$")
 
 
 def parse_wake_uart(uart: str) -> WakeRun:
@@ -109,20 +114,24 @@ def parse_wake_uart(uart: str) -> WakeRun:
     if summary is None:
         last = (uart.strip().splitlines() or ["no output"])[-1]
         raise KwsError(f"wake app: no summary line in its output (last line: {last})")
-    hops, inv, det, fe, nn, hz = summary
+    hops, inv, det, fe, nn, hz, busy, total, over = summary
     if det != len(events):
         raise KwsError(f"wake app: summary says {det} detections, {len(events)} event lines were read")
-    return WakeRun(events, hops, inv, fe, nn, hz, uart)
+    return WakeRun(events, hops, inv, fe, nn, hz, busy, total, over, uart)
 
 
-def run_wake_qemu(elf: Path, pcm: np.ndarray, *, timeout_s: float = 1800) -> WakeRun:
-    """Stream int16 pcm through the wake app under QEMU; returns its events and cost counters."""
+def run_wake_qemu(elf: Path, pcm: np.ndarray, *, timeout_s: float = 1800,
+                  icount_shift: int | None = None) -> WakeRun:
+    """Stream int16 pcm through the wake app under QEMU in real time as the guest sees it (the board
+    delivers one 20 ms block per 20 ms of virtual time); returns its events and cost counters.
+    icount_shift: one instruction = 2^shift ns (default qemu.DEFAULT_ICOUNT_SHIFT = 6, a 15.6 MIPS core)."""
     from kws.bench import qemu
 
     pcm = np.ascontiguousarray(pcm, dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="kws-wake-") as tmp:
         (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
-        res = qemu.run_ok(elf, cwd=Path(tmp), timeout_s=timeout_s)
+        shift = qemu.DEFAULT_ICOUNT_SHIFT if icount_shift is None else icount_shift
+        res = qemu.run_ok(elf, cwd=Path(tmp), timeout_s=timeout_s, icount_shift=shift)
     return parse_wake_uart(res.uart)
 
 

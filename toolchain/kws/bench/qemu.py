@@ -184,6 +184,7 @@ def build(board: str, app: str, *, extra_srcs: Sequence[str | os.PathLike] = (),
         "EXTRA_SRCS": " ".join(str(Path(s).resolve()) for s in extra_srcs),
         "EXTRA_INC": " ".join(str(Path(s).resolve()) for s in extra_inc),
         "EXTRA_CFLAGS": " ".join(shlex.quote(f) for f in extra_cflags),
+        "MODEL": "",  # not from the environment: `make sim MODEL=...` exports it to its recipes
     }
     if build_dir is not None:
         variables["BUILD_DIR"] = str(Path(build_dir).resolve())

@@ -153,6 +153,26 @@ def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600) -> Wake
     return parse_wake_uart(proc.stdout)
 
 
+def cost_summary(run: WakeRun, seconds: float, *, qemu: bool, clock_hz: int = 80_000_000) -> str:
+    """The always-on cost of a wake run in one paragraph. Under QEMU the ticks are instruction time
+    (-icount shift=DEFAULT_ICOUNT_SHIFT), so instructions, and a duty cycle at clock_hz assuming one
+    instruction per cycle; on the host, wall-clock time of this machine."""
+    busy = 100 * run.busy_ticks / max(run.total_ticks, 1)
+    text = (f"busy {busy:.1f} % of the stream's {run.total_ticks / run.ticks_hz:.1f} s (the rest idle), "
+            f"{run.overruns} overruns")
+    if not qemu:
+        return text + " (host board: wall-clock time)"
+    from kws.bench import qemu as q
+
+    per_tick = q.ticks_to_instructions(1, q.DEFAULT_ICOUNT_SHIFT)
+    fe = run.frontend_ticks * per_tick / max(run.hops, 1)
+    nn = run.model_ticks * per_tick / max(run.invocations, 1)
+    ips = run.busy_ticks * per_tick / seconds
+    return (text + f"; instructions: frontend {fe:,.0f} per hop, model {nn:,.0f} per invocation, "
+            f"{ips:,.0f} per second of audio in all = {100 * ips / clock_hz:.2f} % duty cycle at "
+            f"{clock_hz / 1e6:.0f} MHz (one instruction per cycle)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`make firmware` / `make sim`: python -m kws.compile.firmware build|sim --model DIR [--board B] [--wav F];
     the firmware Makefile's MODEL=: python -m kws.compile.firmware gen --model DIR|FILE.tflite --out DIR."""
@@ -194,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, score, t_ms in run.events:
             print(f"wake {label} {score} {t_ms}")
         print(f"{len(run.events)} detections in {len(pcm) / 16000:.1f} s of audio ({run.invocations} model invocations)")
+        print(cost_summary(run, len(pcm) / 16000, qemu=args.board == "qemu_mps2_an386"))
         return 0
     except KwsError as e:
         print(f"kws: error: {e}", file=sys.stderr)

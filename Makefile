@@ -64,8 +64,16 @@ firmware: setup
 sim: setup
 	$(PY) -m kws.compile.firmware sim --model $(MODEL) --board $(BOARD) --wav $(WAV)
 
-flash bench: setup
-	@echo "make $@: not built yet (issues 6 and 7)" >&2; exit 1
+# Build APP (default: wake with MODEL=, else selftest) for BOARD and program + verify it through the
+# board's probe (pyocd, else openocd; see toolchain/kws/flash.py). DRY_RUN=1 prints the commands only.
+# MODEL counts only when given on the command line or in the environment (not the default above).
+flash: setup
+	@$(PY) -m kws.flash --board $(BOARD) $(if $(APP),--app $(APP)) \
+		$(if $(filter command line environment,$(origin MODEL)),--model $(MODEL)) \
+		$(if $(filter 1,$(DRY_RUN)),--dry-run)
+
+bench: setup
+	@echo "make $@: not built yet (issue 7)" >&2; exit 1
 
 # Removes build outputs only; never data/ or models/.
 clean:

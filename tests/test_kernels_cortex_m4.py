@@ -34,7 +34,7 @@ DSCNN_MAX_INSTRUCTIONS = 3_200_000
 DSCNN_MAX_ARENA_BYTES = 16_500
 
 # Packed layouts (first word of the array the compiler emits; nn_m4.h).
-GEMM, DW3X3, DWSIMD, PORTABLE = 0x4D344331, 0x4D344431, 0x4D344432, None
+GEMM, DW3X3, DWSIMD, DWLINE, PORTABLE = 0x4D344331, 0x4D344431, 0x4D344432, 0x4D344433, None
 RQ_FAST, RQ_GENERIC = 1, 2
 
 _B = dict(bias=True, w_std=0.5, per_channel=True, lo=-1.0, hi=2.0, seed=1, act="none")
@@ -75,7 +75,24 @@ CASES = {
     "dw_simd_stride2": ("depthwise_conv2d", dict(_D, h=9, w=8, c=4, kh=3, kw=3, stride=2, padding="SAME"), DWSIMD),
     "dw_simd_dilated": ("depthwise_conv2d", dict(_D, h=9, w=7, c=8, kh=3, kw=2, dilation=2, padding="SAME",
                                                  act="relu6"), DWSIMD),
-    "dw_simd_5x1": ("depthwise_conv2d", dict(_D, h=5, w=1, c=32, kh=5, kw=1, padding="VALID"), DWSIMD),
+    # a K x 1 window with dilation is not a line: taps one column apart, a single run down the rows
+    "dw_simd_5x1_dilated": ("depthwise_conv2d", dict(_D, h=13, w=2, c=8, kh=5, kw=1, dilation=2, padding="SAME"),
+                            DWSIMD),
+    # K x 1 / 1 x K, stride 1: int16 channel lines. K = 5 in assembly (the jarvis shape: 25 outputs, the
+    # last pair odd; one VALID output only; even lengths, several lines)
+    "dw_line_5x1_48": ("depthwise_conv2d", dict(_D, h=25, w=1, c=48, kh=5, kw=1, padding="SAME", act="relu",
+                                                lo=0.0, hi=4.0), DWLINE),
+    "dw_line_5x1_one_output": ("depthwise_conv2d", dict(_D, h=5, w=1, c=32, kh=5, kw=1, padding="VALID"), DWLINE),
+    "dw_line_5x1_valid_lines": ("depthwise_conv2d", dict(_D, h=12, w=3, c=8, kh=5, kw=1, padding="VALID",
+                                                         per_channel=False), DWLINE),
+    # in C: RELU6 clamp with K = 5; channels not in fours; 1 x K along the rows; even K with an odd
+    # padding before the line (values start in the second half of a word); K = 7
+    "dw_line_5x1_relu6_c6": ("depthwise_conv2d", dict(_D, h=8, w=3, c=6, kh=5, kw=1, padding="SAME", act="relu6"),
+                             DWLINE),
+    "dw_line_1x3_valid": ("depthwise_conv2d", dict(_D, h=4, w=9, c=8, kh=1, kw=3, padding="VALID"), DWLINE),
+    "dw_line_4x1_odd_pad": ("depthwise_conv2d", dict(_D, h=10, w=2, c=4, kh=4, kw=1, padding="SAME"), DWLINE),
+    "dw_line_1x7_c5": ("depthwise_conv2d", dict(_D, h=3, w=11, c=5, kh=1, kw=7, padding="SAME", bias=False),
+                       DWLINE),
     # one input channel: the conv GEMM (depth multiplier 8 and 3)
     "dw_cin1_mult8": ("depthwise_conv2d", dict(_D, h=11, w=9, c=1, mult=8, kh=4, kw=3, stride=2, padding="SAME"),
                       GEMM),

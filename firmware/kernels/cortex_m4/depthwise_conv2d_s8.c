@@ -8,8 +8,9 @@
 // Down each output column, pairs of outputs (oy, oy + 1) take, from each of the three plane columns,
 // the words (oy, oy+1) and (oy+2, oy+3) (one LDRD) and (oy+1, oy+2) (one unaligned LDR): SMLAD with
 // the vertical weight pairs, SMLAxy for the third kernel row. Weights are doubled int16 (nn_m4.h).
-// Other layouts: a single input channel is a CONV_2D (conv2d_s8.c's packed GEMM); multiplier 1 with
-// channels in fours: dw_simd below. Otherwise: portable loops.
+// Other layouts: K x 1 and 1 x K windows with stride 1 go to depthwise_line_s8.c; a single input
+// channel is a CONV_2D (conv2d_s8.c's packed GEMM); multiplier 1 with channels in fours: dw_simd
+// below. Otherwise: portable loops.
 //
 // Packed layout (int32 words): [KWS_M4_PACK_DW3X3, KWS_M4_RQ_FAST, PH, PW], then per channel 9 words:
 //   (w00,w10) (w01,w11) (w02,w12) (w20,w21) (w22,0)  doubled int16 weights w<ky><kx>, (low, high)
@@ -31,6 +32,9 @@ static int dw_fast(const kws_nn_conv_params *p) {
 size_t kws_nn_depthwise_conv2d_s8_buffer_size(const kws_nn_conv_params *p) {
     if (p->packed != NULL && p->packed[0] == KWS_M4_PACK_CONV) {
         return kws_nn_m4_conv_packed_buffer_size(p);
+    }
+    if (kws_nn_m4_dw_line_ok(p)) {
+        return kws_nn_m4_dw_line_buffer_size(p);
     }
     if (!dw_fast(p)) {
         return 0;
@@ -349,6 +353,8 @@ void kws_nn_depthwise_conv2d_s8(const kws_nn_conv_params *p, const int8_t *input
     const int32_t layout = p->packed != NULL ? p->packed[0] : 0;
     if (layout == KWS_M4_PACK_CONV && scratch != NULL) {
         kws_nn_m4_conv_packed(p, input, output, scratch);
+    } else if (layout == KWS_M4_PACK_DWLINE && scratch != NULL && kws_nn_m4_dw_line_ok(p)) {
+        kws_nn_m4_dw_line(p, input, output, scratch);
     } else if (dw_fast(p) && scratch != NULL) {
         dw3x3_packed(p, input, output, (int16_t *)scratch);
     } else if (layout == KWS_M4_PACK_DWSIMD && p->depth_multiplier == 1 && (p->in_c & 3) == 0) {

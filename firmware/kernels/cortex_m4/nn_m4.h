@@ -30,6 +30,7 @@
 #define KWS_M4_PACK_CONV 0x4d344331      // "M4C1": im2col GEMM, 2 pixels x 4 output channels
 #define KWS_M4_PACK_DW3X3 0x4d344431     // "M4D1": depthwise 3x3, stride 1, one channel plane at a time
 #define KWS_M4_PACK_DWSIMD 0x4d344432    // "M4D2": depthwise, multiplier 1, four channels per word
+#define KWS_M4_PACK_DWLINE 0x4d344433    // "M4D3": depthwise k x 1 or 1 x k, stride 1, int16 channel lines
 // Requantization modes (second word).
 #define KWS_M4_RQ_FAST 1                 // per channel (m, c, e): see above
 #define KWS_M4_RQ_GENERIC 2              // per channel (m, shift): kws_nn_requantize(acc2 >> 1)
@@ -39,6 +40,13 @@
 // kws_nn_m4_conv_packed_buffer_size(p) bytes.
 void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 size_t kws_nn_m4_conv_packed_buffer_size(const kws_nn_conv_params *p);
+
+// The DEPTHWISE_CONV_2D of depthwise_line_s8.c (p->packed[0] == KWS_M4_PACK_DWLINE: K x 1 or 1 x K
+// windows, stride 1); kws_nn_m4_dw_line_ok(p) says whether p qualifies; scratch of
+// kws_nn_m4_dw_line_buffer_size(p) bytes.
+int kws_nn_m4_dw_line_ok(const kws_nn_conv_params *p);
+void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+size_t kws_nn_m4_dw_line_buffer_size(const kws_nn_conv_params *p);
 
 // Parameters of the naked assembly functions (the assembly reads them from r0-r3 and the stack).
 #define M4_UNUSED __attribute__((unused))
@@ -111,6 +119,12 @@ static inline int32_t m4_pkhbt16(int32_t a, int32_t b) {
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
+// (hi16 of a) << 16 | (hi16 of b)
+static inline int32_t m4_pkhtb16(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 
 #else  // portable equivalents
 
@@ -169,6 +183,9 @@ static inline uint32_t m4_min8(uint32_t a, uint32_t hi) {
 }
 static inline int32_t m4_pkhbt16(int32_t a, int32_t b) {
     return m4_pack16(a, b);
+}
+static inline int32_t m4_pkhtb16(int32_t a, int32_t b) {
+    return (int32_t)(((uint32_t)a & 0xffff0000u) | ((uint32_t)b >> 16));
 }
 
 #endif

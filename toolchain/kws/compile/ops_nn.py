@@ -80,6 +80,7 @@ def _conv_common(ctx: Ctx, op: Op, depthwise: bool) -> tuple[dict, int, int, int
 _M4_PACK_CONV = 0x4D344331      # "M4C1"
 _M4_PACK_DW3X3 = 0x4D344431     # "M4D1"
 _M4_PACK_DWSIMD = 0x4D344432    # "M4D2"
+_M4_PACK_DWLINE = 0x4D344433    # "M4D3"
 _M4_RQ_FAST, _M4_RQ_GENERIC = 1, 2
 
 
@@ -150,8 +151,9 @@ def _m4_pack_conv(ctx: Ctx, op: Op, quant, w: np.ndarray) -> str | None:
 
 def _m4_dw_layout(fields: dict) -> str | None:
     """Which cortex-m4 depthwise kernel a layer can use: 'conv' (one input channel: a CONV_2D with
-    out_c = depth_multiplier), 'plane' (3x3, stride 1, no dilation), 'simd' (multiplier 1, channels
-    in fours, any window) or None (portable loops)."""
+    out_c = depth_multiplier), 'plane' (3x3, stride 1, no dilation), 'line' (K x 1 or 1 x K with
+    K >= 2, stride 1, no dilation along the window), 'simd' (multiplier 1, channels in fours, any
+    window) or None (portable loops)."""
     f = fields
     if f["in_c"] == 1:
         return "conv"
@@ -160,6 +162,8 @@ def _m4_dw_layout(fields: dict) -> str | None:
     if (f["k_h"] == 3 and f["k_w"] == 3 and f["stride_h"] == 1 and f["stride_w"] == 1
             and f["dilation_h"] == 1 and f["dilation_w"] == 1):
         return "plane"
+    if _m4_dw_line(f) is not None:
+        return "line"
     if f["in_c"] % 4 == 0:
         return "simd"
     return None
@@ -170,6 +174,25 @@ def _m4_dw_plane(fields: dict) -> tuple[int, int]:
     the output, rows rounded up to pairs, plus the 3x3 border."""
     oh, ow = fields["out_h"], fields["out_w"]
     return oh + (oh & 1) + 2, ow + 2
+
+
+def _m4_dw_line(fields: dict) -> tuple[int, int] | None:
+    """(K, R) of the line depthwise kernel (kernels/cortex_m4/depthwise_line_s8.c): window length K and
+    words R per int16 channel plane, or None when the layer does not qualify (mirrors line_geom)."""
+    f = fields
+    if f["stride_h"] != 1 or f["stride_w"] != 1:
+        return None
+    if f["k_w"] == 1 and f["k_h"] >= 2:
+        k, out_len = f["k_h"], f["out_h"]
+        if f["dilation_h"] != 1 or f["out_w"] != f["in_w"] or f["pad_left"] != 0:
+            return None
+    elif f["k_h"] == 1 and f["k_w"] >= 2:
+        k, out_len = f["k_w"], f["out_w"]
+        if f["dilation_w"] != 1 or f["out_h"] != f["in_h"] or f["pad_top"] != 0:
+            return None
+    else:
+        return None
+    return k, (out_len + 1) // 2 + k // 2
 
 
 def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
@@ -196,6 +219,18 @@ def _m4_pack_dw(ctx: Ctx, op: Op, fields: dict, quant) -> str | None:
         ph, pw = _m4_dw_plane(f)
         head = _i32([_M4_PACK_DW3X3, _M4_RQ_FAST, ph, pw])
         return ctx.array("m4pack", np.concatenate([head, per.ravel()]), "int32_t")
+    if layout == "line":
+        # per channel: E_i = (w[2i], w[2i+1]), O_i = (w[2i-1], w[2i]) for i < J = K/2 + 1 (zero outside
+        # the window), bias2, m, c, e.
+        k, rows = _m4_dw_line(f)
+        jn = k // 2 + 1
+        wl = np.zeros((2 * jn + 1, oc), np.int64)           # wl[t + 1] = doubled tap t, 0 elsewhere
+        wl[1:k + 1] = w2.reshape(k, oc)
+        ev = [_m4_halves(wl[2 * i + 1], wl[2 * i + 2]) for i in range(jn)]
+        od = [_m4_halves(wl[2 * i], wl[2 * i + 1]) for i in range(jn)]
+        per = np.stack(ev + od + [_i32(bias2), _i32(m), _i32(c), _i32(e)], axis=1)
+        head = _i32([_M4_PACK_DWLINE, _M4_RQ_FAST, k, rows])
+        return ctx.array("m4pack", np.concatenate([head, per.ravel()]), "int32_t")
     # simd: per group of four channels c0..c3: bias2[4]; per tap, the words (w c0, w c2) and (w c1, w c3);
     # then (m, c, e) per channel.
     groups = oc // 4
@@ -216,6 +251,8 @@ def conv_scratch_bytes(target: str, kind: str, fields: dict) -> int:
         if layout == "plane":
             ph, pw = _m4_dw_plane(fields)
             return (2 * ph * pw + 3) // 4 * 4
+        if layout == "line":
+            return 16 * _m4_dw_line(fields)[1]
         if layout != "conv":
             return 0
     if kind in ("conv", "depthwise"):

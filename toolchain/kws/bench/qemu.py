@@ -204,6 +204,16 @@ def build(board: str, app: str, *, extra_srcs: Sequence[str | os.PathLike] = (),
 
 
 # --- interactive UART (the bench app's DUT protocol) ----------------------------------------------
+@dataclass(frozen=True)
+class DutInference:
+    """One `infer N W` of the bench app: laps_us = the m-lap-us- values (perf mode: start, end; energy
+    mode: none), results = the m-results-[...] values as printed (strings), lines = every reply line."""
+
+    laps_us: list[int]
+    results: list[str]
+    lines: list[str]
+
+
 class UartSession:
     """A running firmware image whose UART is talked to interactively, line by line.
 
@@ -266,6 +276,35 @@ class UartSession:
         self._send(b"".join(c.encode() + b"%" for c in cmds))
         deadline = time.monotonic() + timeout_s
         return [self.read_until(end, max(deadline - time.monotonic(), 0.001)) for _ in cmds]
+
+    # The MLPerf Tiny DUT protocol (firmware/include/kws/bench.h) over this UART.
+    def dut_load(self, data: bytes, *, chunk: int = 62, timeout_s: float = 60) -> None:
+        """db load N, then db <hex> in chunks of `chunk` bytes; raises KwsError unless m-load-done."""
+        cmds = [f"db load {len(data)}"] + [f"db {data[i:i + chunk].hex()}" for i in range(0, len(data), chunk)]
+        replies = self.commands(cmds, timeout_s=timeout_s)
+        errors = [ln for r in replies for ln in r if ln.startswith("e-")]
+        if errors or "m-load-done" not in replies[-1]:
+            raise KwsError(f"{self.name}: loading {len(data)} bytes failed: {errors[:1] or replies[-1]}")
+
+    def dut_infer(self, n: int = 1, warmups: int = 0, *, timeout_s: float = 600) -> DutInference:
+        """infer n warmups; returns the lap timestamps (perf mode), the results line's values and the lines."""
+        lines = self.command(f"infer {n} {warmups}", timeout_s=timeout_s)
+        errors = [ln for ln in lines if ln.startswith("e-")]
+        if errors:
+            raise KwsError(f"{self.name}: infer {n} {warmups}: {errors[0]}")
+        laps = [int(ln[len("m-lap-us-"):]) for ln in lines if ln.startswith("m-lap-us-")]
+        res = [ln for ln in lines if ln.startswith("m-results-[")]
+        if len(res) != 1 or "m-infer-done" not in lines:
+            raise KwsError(f"{self.name}: infer {n} {warmups}: no results line in {lines}")
+        return DutInference(laps, res[0][len("m-results-["):-1].split(","), lines)
+
+    def dut_results_raw(self, *, timeout_s: float = 60) -> list[int]:
+        """results raw: the int8 output values of the last inference."""
+        lines = self.command("results raw", timeout_s=timeout_s)
+        raw = [ln for ln in lines if ln.startswith("m-results-raw-[")]
+        if len(raw) != 1:
+            raise KwsError(f"{self.name}: results raw: {lines}")
+        return [int(v) for v in raw[0][len("m-results-raw-["):-1].split(",")]
 
     def close(self) -> None:
         proc = self._proc

@@ -3,6 +3,7 @@
 #include "kws/frontend.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define KWS_LN2_Q31 1488522236  // round(ln(2) * 2^31)
@@ -14,7 +15,8 @@ static int is_pow4(int32_t v) {
 int kws_frontend_init(kws_frontend_t *fe, const kws_frontend_config_t *cfg) {
     if (!is_pow4(cfg->fft_size / 2) || cfg->fft_size < 32 || cfg->fft_size > KWS_FRONTEND_MAX_FFT ||
         cfg->fft_size > 512 || cfg->bin_lo < 0 || cfg->bin_hi > cfg->fft_size / 2 || cfg->bin_lo > cfg->bin_hi || cfg->window_samples < 1 || cfg->window_samples > cfg->fft_size ||
-        cfg->hop_samples < 1 || cfg->num_mel < 1 || cfg->num_mel > KWS_FRONTEND_MAX_MEL || cfg->num_coeffs < 0 || cfg->num_coeffs > cfg->num_mel) {
+        cfg->hop_samples < 1 || cfg->num_mel < 1 || cfg->num_mel > KWS_FRONTEND_MAX_MEL || cfg->num_coeffs < 0 || cfg->num_coeffs > cfg->num_mel ||
+        (cfg->num_coeffs > 0 && cfg->out_matrix == NULL) || cfg->fft_twiddle == NULL) {
         return -1;
     }
     int32_t hops = (cfg->window_samples + cfg->hop_samples - 1) / cfg->hop_samples;
@@ -33,15 +35,27 @@ void kws_frontend_reset(kws_frontend_t *fe) {
     memset(fe->history, 0, sizeof(fe->history));
 }
 
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 // log2(u) in Q24 for u > 0: the exponent from the leading bit, the fraction by linear
-// interpolation in cfg->log2_table over the next 8 + 23 bits.
-static int32_t log2_q24(const kws_frontend_config_t *cfg, uint64_t u) {
-    int n = 63 - __builtin_clzll(u);
-    uint32_t m = (uint32_t)((u << (63 - n)) >> 32);  // [2^31, 2^32)
-    uint32_t idx = (m >> 23) & 0xFFu;
-    int32_t rem = (int32_t)(m & 0x7FFFFFu);
-    int32_t lo = cfg->log2_table[idx], hi = cfg->log2_table[idx + 1];
-    int32_t frac = lo + (int32_t)(((int64_t)(hi - lo) * rem) >> 23);
+// interpolation in cfg->log2_table over the next 8 + 23 bits. (The table increases, so the
+// interpolation step is a 32 x 32 -> high 32 unsigned product: (d * rem) >> 23 = (d * (rem << 9)) >> 32.)
+static ALWAYS_INLINE int32_t log2_q24(const int32_t *table, uint64_t u) {
+    const uint32_t hi = (uint32_t)(u >> 32), lo = (uint32_t)u;
+    int32_t n;
+    uint32_t m;  // u normalized to [2^31, 2^32)
+    if (hi != 0) {
+        const int32_t c = __builtin_clz(hi);
+        n = 63 - c;
+        m = (hi << c) | ((lo >> 1) >> (31 - c));
+    } else {
+        const int32_t c = __builtin_clz(lo);
+        n = 31 - c;
+        m = lo << c;
+    }
+    const uint32_t idx = (m >> 23) & 0xFFu;
+    const int32_t t0 = table[idx], t1 = table[idx + 1];
+    const int32_t frac = t0 + (int32_t)(((uint64_t)(uint32_t)(t1 - t0) * (m << 9)) >> 32);
     return n * (1 << 24) + frac;
 }
 
@@ -53,7 +67,7 @@ void kws_frontend_set_norm_max(kws_frontend_t *fe, int32_t max_sample) {
         max_sample = 1;
     }
     fe->norm_max = max_sample;
-    fe->log2_norm_q24 = log2_q24(fe->cfg, (uint64_t)max_sample);
+    fe->log2_norm_q24 = log2_q24(fe->cfg->log2_table, (uint64_t)max_sample);
 }
 
 int32_t kws_frontend_clip_max(const int16_t *pcm, int32_t n) {
@@ -73,19 +87,28 @@ int32_t kws_frontend_clip_max(const int16_t *pcm, int32_t n) {
     return mag > 0 ? mag : 1;
 }
 
-static int8_t to_int8(const kws_frontend_config_t *cfg, int64_t v_q48) {
+static ALWAYS_INLINE int8_t to_int8(int32_t rounding, int32_t overflow, int64_t v_q48) {
     int64_t q;
     const int64_t half = (int64_t)1 << 47;
-    if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC) {
+    if (rounding == KWS_FRONTEND_ROUND_TRUNC) {
         q = v_q48 >= 0 ? (v_q48 >> 48) : -((-v_q48) >> 48);
     } else {
         q = v_q48 >= 0 ? ((v_q48 + half) >> 48) : -((-v_q48 + half) >> 48);
     }
-    if (cfg->overflow == KWS_FRONTEND_WRAP) {
+    if (overflow == KWS_FRONTEND_WRAP) {
         q &= 0xFF;
         return (int8_t)(q >= 128 ? q - 256 : q);
     }
     return (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q));
+}
+
+// Log-mel rows: row[b] = int8(zp + gain * ln[b]) (the output matrix is gain times the identity).
+// ROUNDING and OVERFLOW are constants where inlined.
+static ALWAYS_INLINE void logmel_row(int8_t *row, const int32_t *ln_q24, int32_t num_mel, int64_t zp_q48,
+                                     int32_t gain_q24, const int32_t ROUNDING, const int32_t OVERFLOW) {
+    for (int32_t b = 0; b < num_mel; b++) {
+        row[b] = to_int8(ROUNDING, OVERFLOW, zp_q48 + (int64_t)gain_q24 * ln_q24[b]);
+    }
 }
 
 // One frame: history[0 .. window) -> one row.
@@ -105,40 +128,71 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
     const int32_t offset_q24 = e * (1 << 24) + fe->log2_norm_q24;
     int32_t ln_q24[KWS_FRONTEND_MAX_MEL];
     const uint16_t *w = cfg->mel_weights;
-    for (int32_t b = 0; b < cfg->num_mel; b++) {
-        const uint32_t *mag = &scratch->mag[cfg->mel_first_bin[b]];
-        uint64_t acc = 0;
-        for (int32_t k = 0; k < cfg->mel_num_bins[b]; k++) {
+    const uint32_t *mag_all = scratch->mag;
+    const int32_t *log2_table = cfg->log2_table;
+    const int32_t num_mel = cfg->num_mel;
+    for (int32_t b = 0; b < num_mel; b++) {
+        const uint32_t *mag = &mag_all[cfg->mel_first_bin[b]];
+        const int32_t nb = cfg->mel_num_bins[b];
+        uint64_t acc = floor_term;
+#pragma GCC unroll 2
+        for (int32_t k = 0; k < nb; k++) {
             acc += (uint64_t)w[k] * mag[k];
         }
-        w += cfg->mel_num_bins[b];
-        int32_t l2 = log2_q24(cfg, acc + floor_term) - offset_q24;
+        w += nb;
+        const int32_t l2 = log2_q24(log2_table, acc) - offset_q24;
         ln_q24[b] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
     }
     const int64_t zp_q48 = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
-    const int32_t *mat = cfg->out_matrix;
     if (cfg->num_coeffs == 0) {
-        // Log-mel output: the matrix is diagonal (1 / out_scale), so only its diagonal is used.
-        for (int32_t b = 0; b < cfg->num_mel; b++) {
-            row[b] = to_int8(cfg, zp_q48 + (int64_t)mat[b * (cfg->num_mel + 1)] * ln_q24[b]);
+        const int32_t gain = cfg->out_gain_q24;
+        if (cfg->rounding == KWS_FRONTEND_ROUND_NEAREST && cfg->overflow == KWS_FRONTEND_SATURATE) {
+            logmel_row(row, ln_q24, num_mel, zp_q48, gain, KWS_FRONTEND_ROUND_NEAREST, KWS_FRONTEND_SATURATE);
+        } else {
+            for (int32_t b = 0; b < num_mel; b++) {
+                row[b] = to_int8(cfg->rounding, cfg->overflow, zp_q48 + (int64_t)gain * ln_q24[b]);
+            }
         }
         return;
     }
+    const int32_t *mat = cfg->out_matrix;
     for (int32_t j = 0; j < cfg->num_coeffs; j++) {
         int64_t acc = zp_q48;
 #pragma GCC unroll 4
-        for (int32_t b = 0; b < cfg->num_mel; b++) {
+        for (int32_t b = 0; b < num_mel; b++) {
             acc += (int64_t)mat[b] * ln_q24[b];
         }
-        mat += cfg->num_mel;
-        row[j] = to_int8(cfg, acc);
+        mat += num_mel;
+        row[j] = to_int8(cfg->rounding, cfg->overflow, acc);
+    }
+}
+
+// Copies n int16 samples from src to dst, front to back (so dst < src may overlap), in 32-byte blocks
+// (LDM/STM on Cortex-M) when both are word aligned and `blocks` says no block overlaps its source
+// (dst at least 16 samples below src, or the two do not overlap).
+typedef struct {
+    uint32_t w[8];
+} __attribute__((may_alias)) kws_frontend_block_t;
+
+static void copy_forward(int16_t *dst, const int16_t *src, int32_t n, int blocks) {
+    if (blocks && ((((uintptr_t)dst) | ((uintptr_t)src)) & 3u) == 0) {
+        kws_frontend_block_t *d = (kws_frontend_block_t *)(void *)dst;
+        const kws_frontend_block_t *s = (const kws_frontend_block_t *)(const void *)src;
+        for (; n >= 16; n -= 16) {
+            *d++ = *s++;
+        }
+        dst = (int16_t *)(void *)d;
+        src = (const int16_t *)(const void *)s;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        dst[i] = src[i];
     }
 }
 
 int kws_frontend_push(kws_frontend_t *fe, const int16_t *hop, int8_t *row, kws_frontend_scratch_t *scratch) {
     const int32_t h = fe->cfg->hop_samples, total = fe->history_samples;
-    memmove(fe->history, fe->history + h, (size_t)(total - h) * sizeof(int16_t));
-    memcpy(fe->history + (total - h), hop, (size_t)h * sizeof(int16_t));
+    copy_forward(fe->history, fe->history + h, total - h, h >= 16);
+    copy_forward(fe->history + (total - h), hop, h, 1);
     if (fe->samples_seen < total) {
         fe->samples_seen += h;
         if (fe->samples_seen < total) {

@@ -3,19 +3,26 @@
 // Exact integer definition, the same on every target (host and Cortex-M produce the same bytes):
 //  1. s = 13 - floor(log2(max |frame|)) (13 for a silent frame), so |frame * window * 2^s| <= 2^29.
 //     v[n] = frame[n] * window[n] (Q15) scaled by 2^s (rounding right shift when s < 0), zero past
-//     window_samples, read as m = fft_size/2 complex points z[n] = v[2n] + i v[2n+1], stored in
-//     base-4 digit-reversed order.
+//     window_samples, read as m = fft_size/2 complex points z[n] = v[2n] + i v[2n+1], in base-4
+//     digit-reversed order.
 //  2. A radix-4 decimation-in-time FFT of m = 4^p points with Q15 twiddles. Each stage scales by
 //     1/4: twiddled inputs are (a * w) >> 16 per product (floor), the untwiddled one a >> 1, and the
 //     four-point sums are shifted right by 1. So Z = DFT(z) / m, up to rounding.
 //  3. Split step: X[k] = (A >> 1) + ((-i D) W^k) >> 16-products, A = Z[k] + conj Z[m-k],
 //     D = Z[k] - conj Z[m-k], W = exp(-2 pi i / fft_size); X[0] = Re Z0 + Im Z0, X[m] = Re Z0 - Im Z0.
 //  4. mag[k] = kws_isqrt64(Re X^2 + Im X^2) for k in [cfg->bin_lo, cfg->bin_hi] (other bins untouched).
-// On Cortex-M with the DSP extension the (a * w) >> 16 products are single SMULWB/SMULWT
-// instructions; elsewhere the same arithmetic in C.
+//
+// How it is computed (the same values, fewer instructions): the first radix-4 stage reads the frame
+// and the window directly (step 1's scaled value halved is one shift of the product: v << (s - 1), or
+// (v + round) >> (1 - s)), so the digit-reversed frame is never stored; the other stages run with
+// their twiddles in stage order (cfg->fft_twiddle) and constant strides; bins k and m - k share their
+// split-step sums. On Cortex-M with the DSP extension the (a * w) >> 16 products are single
+// SMULWB/SMULWT/SMLAWB instructions, the window products SMULBB/SMULTT on sample pairs and the frame
+// peak a packed SSUB16/SEL maximum and minimum; elsewhere the same arithmetic in C.
 #include "kws/frontend.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 // (a * low16(w)) >> 16 and (a * high16(w)) >> 16, floor: SMULWB / SMULWT (not every toolchain's
@@ -36,13 +43,50 @@ static inline int32_t mlaw_lo(int32_t a, int32_t w, int32_t acc) {
     __asm__("smlawb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(w), "r"(acc));
     return r;
 }
+// low16(a) * low16(b) and high16(a) * high16(b), signed: SMULBB / SMULTT.
+static inline int32_t mul_bb(uint32_t a, uint32_t b) {
+    int32_t r;
+    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t mul_tt(uint32_t a, uint32_t b) {
+    int32_t r;
+    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+// Per signed 16-bit lane: mx = max(mx, x), mn = min(mn, x) (SSUB16 sets the lane flags SEL reads).
+static inline void max_min16(uint32_t x, uint32_t *mx, uint32_t *mn) {
+    uint32_t d, a = *mx, b = *mn;
+    __asm__("ssub16 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(d), "+r"(a) : "r"(x) : "cc");
+    __asm__("ssub16 %0, %2, %1\n\tsel %1, %1, %2" : "=&r"(d), "+r"(b) : "r"(x) : "cc");
+    *mx = a;
+    *mn = b;
+}
 #define MULW_LO(a, w) mulw_lo((a), (int32_t)(w))
 #define MULW_HI(a, w) mulw_hi((a), (int32_t)(w))
 #define MLAW_LO(a, w, acc) mlaw_lo((a), (int32_t)(w), (acc))
+#define MUL_BB(a, b) mul_bb((a), (b))
+#define MUL_TT(a, b) mul_tt((a), (b))
+#define MAX_MIN16(x, mx, mn) max_min16((x), &(mx), &(mn))
 #else
 #define MULW_LO(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) & 0xFFFFu)) >> 16))
 #define MULW_HI(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) >> 16)) >> 16))
 #define MLAW_LO(a, w, acc) ((acc) + MULW_LO((a), (w)))
+#define MUL_BB(a, b) ((int32_t)(int16_t)((a) & 0xFFFFu) * (int16_t)((b) & 0xFFFFu))
+#define MUL_TT(a, b) ((int32_t)(int16_t)((a) >> 16) * (int16_t)((b) >> 16))
+static inline uint32_t lane_max(uint32_t x, uint32_t m) {
+    int16_t a = (int16_t)(x & 0xFFFFu), b = (int16_t)(m & 0xFFFFu);
+    return (uint16_t)(a > b ? a : b);
+}
+static inline uint32_t lane_min(uint32_t x, uint32_t m) {
+    int16_t a = (int16_t)(x & 0xFFFFu), b = (int16_t)(m & 0xFFFFu);
+    return (uint16_t)(a < b ? a : b);
+}
+#define MAX_MIN16(x, mx, mn)                                                                \
+    do {                                                                                    \
+        (mx) = lane_max((x), (mx)) | (lane_max((x) >> 16, (mx) >> 16) << 16);               \
+        (mn) = lane_min((x), (mn)) | (lane_min((x) >> 16, (mn) >> 16) << 16);               \
+    } while (0)
 #endif
 
 // (a * W) / 2 for complex a and packed twiddle W = cos | (-sin) << 16 (Q15 each).
@@ -52,16 +96,34 @@ static inline int32_t mlaw_lo(int32_t a, int32_t w, int32_t acc) {
         (outi) = MLAW_LO((ai), (w), MULW_HI((ar), (w)));  \
     } while (0)
 
-// sqrt(p) for p < 2^63, within about 1e-4 relative: p is moved into [2^30, 2^32) by an even
-// shift, a two-piece linear first guess (within 1.5 %) is refined by one Newton step (a 32-bit
-// divide), and shifted back.
-static uint32_t kws_isqrt64(uint64_t p) {
-    if (p == 0) {
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Two consecutive int16 samples as one word (low half = p[0]); any 2-byte alignment.
+static ALWAYS_INLINE uint32_t load_pair(const int16_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+// sqrt(p) for p = hi:lo < 2^63, within about 1e-4 relative: p is moved into [2^30, 2^32) by an even
+// shift 2e, a two-piece linear first guess (within 1.5 %) is refined by one Newton step (a 32-bit
+// divide), and shifted back (g << e, or rounded g >> -e).
+static ALWAYS_INLINE uint32_t kws_isqrt64(uint32_t lo, uint32_t hi) {
+    uint32_t pn;
+    int32_t e;
+    if (hi != 0) {
+        // p has 64 - c >= 33 bits (c = clz(hi)): e = (33 - c) >> 1 = 16 - L / 2 with L = c rounded down
+        // to even, and p >> 2e = the top word of p << L.
+        const int32_t l = __builtin_clz(hi) & ~1;
+        pn = (hi << l) | ((lo >> 1) >> (31 - l));
+        e = 16 - (l >> 1);
+    } else if (lo == 0) {
         return 0;
+    } else {
+        const int32_t c = __builtin_clz(lo);  // 32 - c bits: e = (1 - c) >> 1 <= 0
+        e = (1 - c) >> 1;
+        pn = lo << (-2 * e);
     }
-    int bits = 64 - __builtin_clzll(p);
-    int e = bits >= 31 ? (bits - 31) >> 1 : -((32 - bits) >> 1);
-    uint32_t pn = e >= 0 ? (uint32_t)(p >> (2 * e)) : (uint32_t)(p << (-2 * e));
     // x = pn / 2^30 in [1, 4): sqrt(x) ~ 0.4142 x + 0.5947 on [1, 2), 0.2929 x + 0.8410 on [2, 4)
     // (chords of sqrt, lifted by half their largest gap), times 2^15.
     uint32_t g = pn < (1u << 31) ? (((pn >> 16) * 54292u) >> 16) + 19487u : (((pn >> 16) * 38391u) >> 16) + 27558u;
@@ -72,106 +134,223 @@ static uint32_t kws_isqrt64(uint64_t p) {
     return (g + (1u << (-e - 1))) >> (-e);
 }
 
-// One radix-4 DIT butterfly on p[0], p[off], p[2 off], p[3 off] (complex, interleaved).
-static inline __attribute__((always_inline)) void butterfly4(int32_t *p, int32_t off, int twiddled, uint32_t w1,
-                                                             uint32_t w2, uint32_t w3) {
+// |xr + i xi| by the definition above.
+static ALWAYS_INLINE uint32_t magnitude(int32_t xr, int32_t xi) {
+    const uint64_t p = (uint64_t)((int64_t)xr * xr) + (uint64_t)((int64_t)xi * xi);
+    return kws_isqrt64((uint32_t)p, (uint32_t)(p >> 32));
+}
+
+// Radix-4 DIT butterfly outputs on p[0], p[off], p[2 off], p[3 off] (complex, interleaved) from the four
+// inputs already scaled (t0 = a >> 1, twiddled ones (a * w) >> 16 per product). Each output is
+// (four-point sum) >> 1; with HALVE = 0 the sum itself is stored and the next stage halves it when
+// it reads it (x >> 1 >> 1 = x >> 2, one shift folded into an add), the same value in fewer steps.
+static ALWAYS_INLINE void butterfly_out(int32_t *p, const int32_t off, int32_t t0r, int32_t t0i, int32_t t1r,
+                                        int32_t t1i, int32_t t2r, int32_t t2i, int32_t t3r, int32_t t3i,
+                                        const int HALVE) {
     int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
-    int32_t t0r = p[0] >> 1, t0i = p[1] >> 1, t1r, t1i, t2r, t2i, t3r, t3i;
-    if (!twiddled) {
-        t1r = p1[0] >> 1; t1i = p1[1] >> 1;
-        t2r = p2[0] >> 1; t2i = p2[1] >> 1;
-        t3r = p3[0] >> 1; t3i = p3[1] >> 1;
-    } else {
-        CMUL_HALF(p2[0], p2[1], w2, t2r, t2i);
-        CMUL_HALF(p1[0], p1[1], w1, t1r, t1i);
-        CMUL_HALF(p3[0], p3[1], w3, t3r, t3i);
-    }
     const int32_t s02r = t0r + t2r, s02i = t0i + t2i, d02r = t0r - t2r, d02i = t0i - t2i;
     const int32_t s13r = t1r + t3r, s13i = t1i + t3i, d13r = t1r - t3r, d13i = t1i - t3i;
-    p[0] = (s02r + s13r) >> 1;  p[1] = (s02i + s13i) >> 1;   // t0 + t1 + t2 + t3
-    p1[0] = (d02r + d13i) >> 1; p1[1] = (d02i - d13r) >> 1;  // t0 - i t1 - t2 + i t3
-    p2[0] = (s02r - s13r) >> 1; p2[1] = (s02i - s13i) >> 1;  // t0 - t1 + t2 - t3
-    p3[0] = (d02r - d13i) >> 1; p3[1] = (d02i + d13r) >> 1;  // t0 + i t1 - t2 - i t3
+    const int h = HALVE ? 1 : 0;
+    p[0] = (s02r + s13r) >> h;  p[1] = (s02i + s13i) >> h;   // t0 + t1 + t2 + t3
+    p1[0] = (d02r + d13i) >> h; p1[1] = (d02i - d13r) >> h;  // t0 - i t1 - t2 + i t3
+    p2[0] = (s02r - s13r) >> h; p2[1] = (s02i - s13i) >> h;  // t0 - t1 + t2 - t3
+    p3[0] = (d02r - d13i) >> h; p3[1] = (d02i + d13r) >> h;  // t0 + i t1 - t2 - i t3
+}
+
+// Butterflies of the later stages, whose inputs are stored unhalved (x = 2 a + 0 or 1, a = x >> 1).
+static ALWAYS_INLINE void butterfly_plain(int32_t *p, const int32_t off, const int HALVE) {
+    const int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
+    butterfly_out(p, off, p[0] >> 2, p[1] >> 2, p1[0] >> 2, p1[1] >> 2, p2[0] >> 2, p2[1] >> 2, p3[0] >> 2,
+                  p3[1] >> 2, HALVE);
+}
+
+static ALWAYS_INLINE void butterfly_twiddled(int32_t *p, const int32_t off, const uint32_t *w, const int HALVE) {
+    const int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
+    int32_t t1r, t1i, t2r, t2i, t3r, t3i;
+    CMUL_HALF(p2[0] >> 1, p2[1] >> 1, w[1], t2r, t2i);
+    CMUL_HALF(p1[0] >> 1, p1[1] >> 1, w[0], t1r, t1i);
+    CMUL_HALF(p3[0] >> 1, p3[1] >> 1, w[2], t3r, t3i);
+    butterfly_out(p, off, p[0] >> 2, p[1] >> 2, t1r, t1i, t2r, t2i, t3r, t3i, HALVE);
+}
+
+// One radix-4 stage of span 4q over z[0 .. m) with the stage's twiddles tw = (W^j, W^2j, W^3j) for
+// j = 1 .. q-1, W = exp(-2 pi i / 4q). q and HALVE are constants where inlined, so the strides are too.
+static ALWAYS_INLINE void radix4_stage(int32_t *z, int32_t m, const uint32_t *tw, const int32_t q, const int HALVE) {
+    for (int32_t g = 0; g < m; g += 4 * q) {
+        int32_t *p = &z[2 * g];
+        butterfly_plain(p, 2 * q, HALVE);
+        const uint32_t *w = tw;
+        int32_t *const end = p + 2 * q;
+        for (p += 2; p < end; p += 2, w += 3) {
+            butterfly_twiddled(p, 2 * q, w, HALVE);
+        }
+    }
+}
+
+// Step 1 for one sample, halved (the first stage's untwiddled input): v = frame * window, then
+// v * 2^(s - 1), or (v + round) >> (1 - s) (= ((v + round) >> -s) >> 1).
+static ALWAYS_INLINE int32_t halve_scaled(int32_t v, int32_t s) {
+    return s >= 1 ? (int32_t)((uint32_t)v << (s - 1)) : (v + (s < 0 ? 1 << (-s - 1) : 0)) >> (1 - s);
+}
+
+// The first stage: group n0 takes the complex points n0 + q m/4 (q = 0..3) and writes to
+// z[digitrev[n0] ..] (digitrev[n0] = 4 rev_{p-1}(n0)). Groups [0, n4) have all four points inside the
+// window, [n4, n3) the first three (the fourth is zero padding); LEFT: s >= 1.
+static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, const int16_t *win, const uint8_t *rev,
+                                           int32_t quarter, int32_t n4, int32_t n3, int32_t s, const int LEFT) {
+    const int32_t ls = s - 1, rs = 1 - s, rnd = s < 0 ? 1 << (-s - 1) : 0;
+    const int32_t step = 2 * quarter;  // samples between the group's points
+#define KWS_SCALED(v) (LEFT ? (int32_t)((uint32_t)(v) << ls) : ((v) + rnd) >> rs)
+    for (int32_t n0 = 0; n0 < n4; n0++) {
+        const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
+        uint32_t fv = load_pair(f), wv = load_pair(w);
+        const int32_t t0r = KWS_SCALED(MUL_BB(fv, wv)), t0i = KWS_SCALED(MUL_TT(fv, wv));
+        fv = load_pair(f + 2 * step);
+        wv = load_pair(w + 2 * step);
+        const int32_t t2r = KWS_SCALED(MUL_BB(fv, wv)), t2i = KWS_SCALED(MUL_TT(fv, wv));
+        fv = load_pair(f + step);
+        wv = load_pair(w + step);
+        const int32_t t1r = KWS_SCALED(MUL_BB(fv, wv)), t1i = KWS_SCALED(MUL_TT(fv, wv));
+        fv = load_pair(f + 3 * step);
+        wv = load_pair(w + 3 * step);
+        const int32_t t3r = KWS_SCALED(MUL_BB(fv, wv)), t3i = KWS_SCALED(MUL_TT(fv, wv));
+        butterfly_out(&z[2 * rev[n0]], 2, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
+    }
+    for (int32_t n0 = n4; n0 < n3; n0++) {
+        const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
+        uint32_t fv = load_pair(f), wv = load_pair(w);
+        const int32_t t0r = KWS_SCALED(MUL_BB(fv, wv)), t0i = KWS_SCALED(MUL_TT(fv, wv));
+        fv = load_pair(f + 2 * step);
+        wv = load_pair(w + 2 * step);
+        const int32_t t2r = KWS_SCALED(MUL_BB(fv, wv)), t2i = KWS_SCALED(MUL_TT(fv, wv));
+        fv = load_pair(f + step);
+        wv = load_pair(w + step);
+        const int32_t t1r = KWS_SCALED(MUL_BB(fv, wv)), t1i = KWS_SCALED(MUL_TT(fv, wv));
+        butterfly_out(&z[2 * rev[n0]], 2, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
+    }
+#undef KWS_SCALED
 }
 
 int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *frame, kws_frontend_scratch_t *scratch) {
     const int32_t m = cfg->fft_size / 2;
     const int32_t n = cfg->window_samples;
     int32_t *z = scratch->fft;
-    const uint32_t *tw = (const uint32_t *)cfg->twiddle;
-
-    // 1. block scaling from the frame's peak, windowing, digit-reversed placement. The highest set
-    // bit of the OR of |frame[i]| is that of the peak, which is all s depends on.
-    uint32_t bits = 0;
-#pragma GCC unroll 8
-    for (int32_t i = 0; i < n; i++) {
-        int32_t v = frame[i];
-        bits |= (uint32_t)(v < 0 ? -v : v);
-    }
-    const int32_t s = bits ? 13 - (31 - __builtin_clz(bits)) : 13;  // silent: as for a peak of 1
-    const int16_t *w = cfg->window;
+    const int16_t *win = cfg->window;
     const uint8_t *rev = cfg->digitrev;
-    const int32_t full = n / 2;  // complex points with both samples inside the window
-    if (s >= 0) {
+
+    // 1. block scaling from the frame's peak: the largest and smallest sample (packed pairs).
+    uint32_t mx = 0x80008000u, mn = 0x7FFF7FFFu;
+    int32_t i = 0;
 #pragma GCC unroll 4
-        for (int32_t i = 0; i < full; i++) {
-            int32_t *dst = &z[2 * rev[i]];
-            dst[0] = (int32_t)((uint32_t)((int32_t)frame[2 * i] * w[2 * i]) << s);
-            dst[1] = (int32_t)((uint32_t)((int32_t)frame[2 * i + 1] * w[2 * i + 1]) << s);
-        }
+    for (; i + 1 < n; i += 2) {
+        const uint32_t x = load_pair(frame + i);
+        MAX_MIN16(x, mx, mn);
+    }
+    int32_t hi = (int16_t)(mx & 0xFFFFu), lo = (int16_t)(mn & 0xFFFFu);
+    hi = (int16_t)(mx >> 16) > hi ? (int16_t)(mx >> 16) : hi;
+    lo = (int16_t)(mn >> 16) < lo ? (int16_t)(mn >> 16) : lo;
+    if (i < n) {
+        hi = frame[i] > hi ? frame[i] : hi;
+        lo = frame[i] < lo ? frame[i] : lo;
+    }
+    const uint32_t peak = (uint32_t)(hi > -lo ? hi : -lo);
+    const int32_t s = peak ? 13 - (31 - __builtin_clz(peak)) : 13;  // silent: as for a peak of 1
+
+    // 2a. first stage (quarter 1) from the windowed frame; outputs stored unhalved.
+    const int32_t quarter = m / 4;
+    const int32_t full = n / 2;            // complex points with both samples inside the window
+    const int32_t used = (n + 1) / 2;      // complex points with any sample inside
+    int32_t n4 = full - 3 * quarter;       // groups n0 < n4: all four points inside
+    n4 = n4 < 0 ? 0 : (n4 > quarter ? quarter : n4);
+    int32_t n3 = n4;                       // groups n4 <= n0 < n3: three inside, the fourth zero
+    if (used == full && full >= 3 * quarter) {
+        n3 = full - 2 * quarter;
+        n3 = n3 > quarter ? quarter : n3;
+    }
+    if (s >= 1) {
+        first_stage_fast(z, frame, win, rev, quarter, n4, n3, s, 1);
     } else {
-        const int32_t r = 1 << (-s - 1);
-#pragma GCC unroll 4
-        for (int32_t i = 0; i < full; i++) {
-            int32_t *dst = &z[2 * rev[i]];
-            dst[0] = ((int32_t)frame[2 * i] * w[2 * i] + r) >> (-s);
-            dst[1] = ((int32_t)frame[2 * i + 1] * w[2 * i + 1] + r) >> (-s);
+        first_stage_fast(z, frame, win, rev, quarter, n4, n3, s, 0);
+    }
+    for (int32_t n0 = n3; n0 < quarter; n0++) {
+        int32_t t[8];
+        for (int32_t q = 0; q < 4; q++) {
+            const int32_t j = 2 * (n0 + q * quarter);
+            t[2 * q] = j < n ? halve_scaled((int32_t)frame[j] * win[j], s) : 0;
+            t[2 * q + 1] = j + 1 < n ? halve_scaled((int32_t)frame[j + 1] * win[j + 1], s) : 0;
         }
+        butterfly_out(&z[2 * rev[n0]], 2, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0);
     }
-    for (int32_t i = full; i < m; i++) {
-        int32_t *dst = &z[2 * rev[i]];
-        int32_t re = 2 * i < n ? (int32_t)frame[2 * i] * w[2 * i] : 0;  // odd window: one sample left
-        dst[0] = s >= 0 ? (int32_t)((uint32_t)re << s) : (re + (1 << (-s - 1))) >> (-s);
-        dst[1] = 0;
-    }
-    // 2. radix-4 stages; the span-L stage uses W_L^(j q) = table[j q fft_size / L], q = 1, 2, 3.
-    for (int32_t quarter = 1; quarter < m; quarter *= 4) {
-        const int32_t step = cfg->fft_size / (4 * quarter);
-        for (int32_t g = 0; g < m; g += 4 * quarter) {
-            int32_t *p = &z[2 * g];
-            butterfly4(p, 2 * quarter, 0, 0, 0, 0);
-            const uint32_t *w1 = tw, *w2 = tw, *w3 = tw;
-            for (int32_t j = 1; j < quarter; j++) {
-                p += 2;
-                w1 += step;
-                w2 += 2 * step;
-                w3 += 3 * step;
-                butterfly4(p, 2 * quarter, 1, *w1, *w2, *w3);
+    // 2b. the other stages, span 16, 64, 256; the last one stores halved (true) values.
+    const uint32_t *tw = (const uint32_t *)cfg->fft_twiddle;
+    for (int32_t q = 4; q < m; q *= 4) {
+        const int last = 4 * q == m;
+        if (q == 4) {
+            if (last) {
+                radix4_stage(z, m, tw, 4, 1);
+            } else {
+                radix4_stage(z, m, tw, 4, 0);
             }
+        } else if (q == 16) {
+            if (last) {
+                radix4_stage(z, m, tw, 16, 1);
+            } else {
+                radix4_stage(z, m, tw, 16, 0);
+            }
+        } else {
+            radix4_stage(z, m, tw, 64, 1);  // m <= 256: always the last
         }
+        tw += 3 * (q - 1);
     }
-    // 3-4. split step and magnitudes of the bins the mel bands use.
+
+    // 3-4. split step and magnitudes of the bins the mel bands use; bins k and m - k together
+    // where both are used (they share A and D up to sign).
+    const uint32_t *wk = (const uint32_t *)cfg->twiddle;
     uint32_t *mag = scratch->mag;
-    int32_t lo = cfg->bin_lo, hi = cfg->bin_hi;
-    if (lo == 0) {
-        const int32_t x0 = z[0] + z[1];
-        mag[0] = kws_isqrt64((uint64_t)((int64_t)x0 * x0));
-        lo = 1;
+    int32_t blo = cfg->bin_lo, bhi = cfg->bin_hi;
+    if (blo == 0) {
+        mag[0] = magnitude(z[0] + z[1], 0);
+        blo = 1;
     }
-    if (hi == m) {
-        const int32_t xm = z[0] - z[1];
-        mag[m] = kws_isqrt64((uint64_t)((int64_t)xm * xm));
-        hi = m - 1;
+    if (bhi == m) {
+        mag[m] = magnitude(z[0] - z[1], 0);
+        bhi = m - 1;
     }
-    for (int32_t k = lo; k <= hi; k++) {
+    // pairs (k, m - k) for k in [plo, phi]; the other bins one by one
+    int32_t plo = blo > m - bhi ? blo : m - bhi;
+    int32_t phi = m / 2 - 1;
+    phi = phi < bhi ? phi : bhi;
+    phi = phi < m - blo ? phi : m - blo;
+    if (plo > phi) {
+        plo = phi = -1;  // no pairs
+    }
+    for (int32_t k = blo; k <= bhi; k++) {
+        if (k == plo) {
+            for (; k <= phi; k++) {
+                const int32_t c = m - k;
+                const int32_t zr = z[2 * k], zi = z[2 * k + 1];
+                const int32_t cr = z[2 * c], ci = z[2 * c + 1];
+                const int32_t nr = zi + ci, ni = cr - zr, nic = zr - cr;
+                const int32_t a = (zr + cr) >> 1;
+                int32_t tr, ti, ur, ui;
+                CMUL_HALF(nr, ni, wk[k], tr, ti);
+                CMUL_HALF(nr, nic, wk[c], ur, ui);
+                mag[k] = magnitude(a + tr, ((zi - ci) >> 1) + ti);
+                mag[c] = magnitude(a + ur, ((ci - zi) >> 1) + ui);
+            }
+            k = phi;
+            continue;
+        }
+        if (plo >= 0 && k == m - phi) {
+            k = m - plo;  // done with their pairs
+            continue;
+        }
         const int32_t zr = z[2 * k], zi = z[2 * k + 1];
         const int32_t cr = z[2 * (m - k)], ci = z[2 * (m - k) + 1];
         const int32_t nr = zi + ci, ni = cr - zr;  // -i (Z[k] - conj Z[m-k])
         int32_t tr, ti;
-        CMUL_HALF(nr, ni, tw[k], tr, ti);
-        const int32_t xr = ((zr + cr) >> 1) + tr;
-        const int32_t xi = ((zi - ci) >> 1) + ti;
-        mag[k] = kws_isqrt64((uint64_t)((int64_t)xr * xr) + (uint64_t)((int64_t)xi * xi));
+        CMUL_HALF(nr, ni, wk[k], tr, ti);
+        mag[k] = magnitude(((zr + cr) >> 1) + tr, ((zi - ci) >> 1) + ti);
     }
     return s;
 }

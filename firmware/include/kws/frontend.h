@@ -62,14 +62,20 @@ typedef struct {
     int32_t out_zero_point;          // added before rounding
     int32_t bin_lo, bin_hi;          // FFT bins the mel bands use (only these magnitudes are computed)
     const int16_t *window;           // [window_samples] periodic Hann, Q15
-    const int32_t *twiddle;          // [3 * fft_size / 4] exp(-2 pi i k / fft_size): cos (Q15) in the low
-                                     // half-word, -sin (Q15) in the high half-word
+    const int32_t *twiddle;          // [fft_size / 2] W^k = exp(-2 pi i k / fft_size) for the split step:
+                                     // cos (Q15) in the low half-word, -sin (Q15) in the high half-word
+    const int32_t *fft_twiddle;      // the half-size FFT's radix-4 stages of span L = 16, 64, .. fft_size / 2,
+                                     // one after the other: for j = 1 .. L/4 - 1, W^(j s), W^(2 j s), W^(3 j s)
+                                     // (s = fft_size / L), packed as `twiddle`; 3 * sum(L/4 - 1) entries
     const uint8_t *digitrev;         // [fft_size / 2] base-4 digit reversal of the half-size FFT
     const uint16_t *mel_first_bin;   // [num_mel] first FFT bin of each band
     const uint16_t *mel_num_bins;    // [num_mel] bins in each band
     const uint16_t *mel_weights;     // [sum(mel_num_bins)] band weights, Q15 (32768 = 1.0), band after band
-    const int32_t *out_matrix;       // [row_size][num_mel] DCT-II (or identity) divided by out_scale, Q24
-    const int32_t *log2_table;       // [257] log2(1 + i / 256), Q24
+    const int32_t *out_matrix;       // [num_coeffs][num_mel] DCT-II divided by out_scale, Q24 (unused, may be
+                                     // NULL, when num_coeffs = 0)
+    int32_t out_gain_q24;            // 1 / out_scale, Q24: the log-mel output (num_coeffs = 0) is
+                                     // out_gain * ln(mel), i.e. the identity matrix divided by out_scale
+    const int32_t *log2_table;       // [257] log2(1 + i / 256), Q24 (increasing)
 } kws_frontend_config_t;
 
 // Streaming state: the sample history and the normalization. Owned by the caller, no pointers

@@ -59,12 +59,15 @@ class Tables:
 
     preset: FrontendPreset
     window: np.ndarray          # int16 [window_samples], Q15
-    twiddle: np.ndarray         # int32 [3 fft_size/4]: cos (Q15, low half) | -sin (Q15, high half) of 2 pi k / fft_size
+    twiddle: np.ndarray         # int32 [fft_size/2]: cos (Q15, low half) | -sin (Q15, high half) of 2 pi k / fft_size
+    fft_twiddle: np.ndarray     # int32 [3 sum(L/4 - 1)]: per radix-4 stage of span L = 16 .. fft_size/2, for
+                                # j = 1 .. L/4 - 1 the entries j s, 2 j s, 3 j s (s = fft_size / L) of that table
     digitrev: np.ndarray        # uint8 [fft_size/2]: base-4 digit reversal
     mel_first_bin: np.ndarray   # uint16 [num_mel]
     mel_num_bins: np.ndarray    # uint16 [num_mel]
     mel_weights: np.ndarray     # uint16 [sum(num_bins)], Q15
-    out_matrix: np.ndarray      # int32 [row_size, num_mel], Q24 (already divided by out_scale)
+    out_matrix: np.ndarray      # int32 [num_coeffs, num_mel], Q24 (already divided by out_scale); [0, num_mel] for log-mel
+    out_gain_q24: int           # 1 / out_scale in Q24 (log-mel output: the identity matrix divided by out_scale)
     log2_table: np.ndarray      # int32 [257], Q24
     log_floor_q52: int
     bin_lo: int                 # FFT bins any mel band uses
@@ -72,8 +75,8 @@ class Tables:
 
     def digest(self) -> str:
         h = hashlib.sha256(repr(self.preset).encode())
-        for a in (self.window, self.twiddle, self.digitrev, self.mel_first_bin, self.mel_num_bins,
-                  self.mel_weights, self.out_matrix, self.log2_table):
+        for a in (self.window, self.twiddle, self.fft_twiddle, self.digitrev, self.mel_first_bin, self.mel_num_bins,
+                  self.mel_weights, self.out_matrix, self.log2_table, np.array([self.out_gain_q24])):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
@@ -90,7 +93,16 @@ def build(p: FrontendPreset) -> Tables:
     angle = 2.0 * np.pi * np.arange(3 * p.fft_size // 4) / p.fft_size
     cos_q15 = _round_clip(np.cos(angle) * Q15, -32768, 32767).astype(np.int64)
     nsin_q15 = _round_clip(-np.sin(angle) * Q15, -32768, 32767).astype(np.int64)
-    twiddle = ((cos_q15 & 0xFFFF) | ((nsin_q15 & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+    packed = ((cos_q15 & 0xFFFF) | ((nsin_q15 & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+    twiddle = packed[:half].copy()
+    stages = []
+    span = 16
+    while span <= half:
+        step, q = p.fft_size // span, span // 4
+        j = np.arange(1, q)
+        stages.append(np.stack([packed[j * step], packed[2 * j * step], packed[3 * j * step]], axis=1).ravel())
+        span *= 4
+    fft_twiddle = np.concatenate(stages).astype(np.int32)
     digits = (half.bit_length() - 1) // 2
     digitrev = np.array([int(np.base_repr(i, 4).zfill(digits)[::-1], 4) for i in range(half)], dtype=np.uint8)
 
@@ -104,21 +116,22 @@ def build(p: FrontendPreset) -> Tables:
         first.append(nz[0])
         count.append(nz[-1] - nz[0] + 1)
         weights.extend(wq[nz[0]: nz[-1] + 1, m])
+    # log-mel: the output matrix would be the identity / out_scale, every diagonal entry this gain
+    out_gain_q24 = int(np.round(np.ones(1) / p.out_scale * Q24).astype(np.int32)[0])
     if p.num_coeffs:
-        mat = dct_matrix(p.num_coeffs, p.num_mel)
+        out_matrix = np.round(dct_matrix(p.num_coeffs, p.num_mel) / p.out_scale * Q24).astype(np.int32)
     else:
-        mat = np.eye(p.num_mel)
-    out_matrix = np.round(mat / p.out_scale * Q24).astype(np.int32)
+        out_matrix = np.zeros((0, p.num_mel), np.int32)
     log2_table = np.round(np.log2(1.0 + np.arange(257) / 256.0) * Q24).astype(np.int32)
     log_floor_q52 = int(round(p.log_floor * 2.0**52))
     if not 0 < log_floor_q52 < 2**40:
         raise ValueError(f"preset {p.name}: log_floor must be in (0, 2^-12)")
     bin_lo = int(min(first))
     bin_hi = int(max(f + c - 1 for f, c in zip(first, count)))
-    return Tables(preset=p, window=window, twiddle=twiddle, digitrev=digitrev, bin_lo=bin_lo, bin_hi=bin_hi,
-                  mel_first_bin=np.array(first, np.uint16), mel_num_bins=np.array(count, np.uint16),
-                  mel_weights=np.array(weights, np.uint16), out_matrix=out_matrix, log2_table=log2_table,
-                  log_floor_q52=log_floor_q52)
+    return Tables(preset=p, window=window, twiddle=twiddle, fft_twiddle=fft_twiddle, digitrev=digitrev,
+                  bin_lo=bin_lo, bin_hi=bin_hi, mel_first_bin=np.array(first, np.uint16),
+                  mel_num_bins=np.array(count, np.uint16), mel_weights=np.array(weights, np.uint16),
+                  out_matrix=out_matrix, out_gain_q24=out_gain_q24, log2_table=log2_table, log_floor_q52=log_floor_q52)
 
 
 _ENUMS = {
@@ -174,15 +187,18 @@ def emit_c(t: Tables) -> tuple[str, str]:
     ])
     name = "kws_frontend"
     source = "\n".join(banner + [
+        "#include <stddef.h>",
+        "",
         '#include "kws/frontend.h"',
         "",
         _c_array("int16_t", f"{name}_window", t.window),
         _c_array("int32_t", f"{name}_twiddle", t.twiddle, 8),
+        _c_array("int32_t", f"{name}_fft_twiddle", t.fft_twiddle, 8),
         _c_array("uint8_t", f"{name}_digitrev", t.digitrev, 16),
         _c_array("uint16_t", f"{name}_mel_first_bin", t.mel_first_bin, 16),
         _c_array("uint16_t", f"{name}_mel_num_bins", t.mel_num_bins, 16),
         _c_array("uint16_t", f"{name}_mel_weights", t.mel_weights, 16),
-        _c_array("int32_t", f"{name}_out_matrix", t.out_matrix, 8),
+        *([_c_array("int32_t", f"{name}_out_matrix", t.out_matrix, 8)] if t.out_matrix.size else []),
         _c_array("int32_t", f"{name}_log2_table", t.log2_table, 8),
         "const kws_frontend_config_t kws_frontend_config = {",
         f"    .window_samples = {p.window_samples}, .hop_samples = {p.hop_samples}, .fft_size = {p.fft_size},",
@@ -191,9 +207,11 @@ def emit_c(t: Tables) -> tuple[str, str]:
         f"    .overflow = {_ENUMS['overflow'][p.out_overflow]}, .clip_samples = {p.clip_samples},",
         f"    .log_floor_q52 = {t.log_floor_q52}ull, .out_zero_point = {p.out_zero_point},",
         f"    .bin_lo = {t.bin_lo}, .bin_hi = {t.bin_hi},",
-        f"    .window = {name}_window, .twiddle = {name}_twiddle, .digitrev = {name}_digitrev,",
-        f"    .mel_first_bin = {name}_mel_first_bin, .mel_num_bins = {name}_mel_num_bins,",
-        f"    .mel_weights = {name}_mel_weights, .out_matrix = {name}_out_matrix, .log2_table = {name}_log2_table,",
+        f"    .window = {name}_window, .twiddle = {name}_twiddle, .fft_twiddle = {name}_fft_twiddle,",
+        f"    .digitrev = {name}_digitrev, .mel_first_bin = {name}_mel_first_bin, .mel_num_bins = {name}_mel_num_bins,",
+        f"    .mel_weights = {name}_mel_weights,",
+        f"    .out_matrix = {name + '_out_matrix' if t.out_matrix.size else 'NULL'}, .out_gain_q24 = {t.out_gain_q24},",
+        f"    .log2_table = {name}_log2_table,",
         "};",
         "",
     ])

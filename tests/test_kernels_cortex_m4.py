@@ -63,6 +63,11 @@ CASES = {
     # streaming-style: one output pixel, long patch, no bias, per-tensor weights
     "conv_5x1_one_pixel": ("conv2d", dict(_C, h=5, w=1, cin=40, cout=32, kh=5, kw=1, padding="VALID", bias=False,
                                           per_channel=False), GEMM),
+    # patches that are whole input rows (k_w == in_w): copied straight from the input, except where
+    # a row is in the padding (the jarvis first layer: 3 x 1, stride 2); an odd last pixel alone
+    "conv_3x1_s2_rows": ("conv2d", dict(_C, h=13, w=1, cin=8, cout=12, kh=3, kw=1, stride=[2, 1], padding="SAME"),
+                         GEMM),
+    "conv_rows_w3": ("conv2d", dict(_C, h=9, w=3, cin=4, cout=8, kh=2, kw=3, padding="VALID", act="relu"), GEMM),
     "conv_strided": ("conv2d", dict(_C, h=7, w=6, cin=2, cout=4, kh=2, kw=3, stride=[3, 2], padding="SAME"), GEMM),
     # DEPTHWISE_CONV_2D: 3x3 stride 1 planes in assembly (the DS-CNN shape), and in C (RELU6)
     "dw_3x3_64": ("depthwise_conv2d", dict(_D, h=25, w=5, c=64, kh=3, kw=3, padding="SAME", act="relu", lo=0.0,

@@ -357,6 +357,59 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "add sp, sp, #24\n\t"
         "pop {r4-r11, pc}\n");
 }
+
+// One pixel (an odd last one), same conditions as gemm_2x4_asm: its column in the even words of col
+// (the odd ones are skipped). Registers: r0-r3 accumulators, r4-r7 the four weight words of a column
+// word (one LDM), r8 the column word, r9 the column end, r12 the column pointer, lr the packed pointer;
+// [sp] column start, [sp+4] out, [sp+8] end of the packed groups.
+#define M4_STEP1                       \
+    "ldr r8, [r12], #8\n\t"            \
+    "ldm lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad r0, r8, r4, r0\n\t"         \
+    "smlad r1, r8, r5, r1\n\t"         \
+    "smlad r2, r8, r6, r2\n\t"         \
+    "smlad r3, r8, r7, r3\n\t"
+#define M4_RQ1(a)                      \
+    "ldmia lr!, {r4, r5, r6}\n\t"      \
+    "add r5, r5, " a ", asr #31\n\t"   \
+    "smmlar " a ", " a ", r4, r5\n\t"  \
+    "asr " a ", " a ", r6\n\t"         \
+    "ssat " a ", #8, " a "\n\t"
+
+__attribute__((naked, noinline)) static void gemm_1x4_asm(const int32_t *col M4_UNUSED, const int32_t *pk M4_UNUSED,
+                                                          int8_t *out M4_UNUSED, int32_t k4 M4_UNUSED,
+                                                          int32_t groups M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr r4, [sp, #36]\n\t"         // groups
+        "sub sp, sp, #12\n\t"
+        "add r9, r0, r3, lsl #2\n\t"     // column end (k4 / 2 words of each pixel, interleaved)
+        "add r8, r3, #10\n\t"
+        "lsl r8, r8, #3\n\t"            // bytes per group: 4 * (8 + 2 k4 + 12)
+        "mla r8, r8, r4, r1\n\t"        // the end of the last group
+        "str r0, [sp, #0]\n\t"
+        "strd r2, r8, [sp, #4]\n\t"
+        "mov lr, r1\n"
+        "1:\n\t"
+        "ldr r12, [sp, #0]\n\t"
+        "ldm lr, {r0-r3}\n\t"
+        "add lr, lr, #32\n"
+        "2:\n\t" M4_STEP1 M4_STEP1
+        "cmp r12, r9\n\t"
+        "bne 2b\n\t"
+        M4_RQ1("r0") M4_RQ1("r1") M4_RQ1("r2") M4_RQ1("r3")
+        "bfi r0, r1, #8, #8\n\t"
+        "bfi r0, r2, #16, #8\n\t"
+        "bfi r0, r3, #24, #8\n\t"
+        "ldr r8, [sp, #4]\n\t"
+        "str r0, [r8], #4\n\t"
+        "str r8, [sp, #4]\n\t"
+        "ldr r8, [sp, #8]\n\t"
+        "cmp lr, r8\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #12\n\t"
+        "pop {r4-r11, pc}\n");
+}
 #endif
 
 // acc[0..3] (pixel A) and acc[4..7] (pixel B) += the dot products of the two interleaved columns
@@ -426,6 +479,17 @@ void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int
                            (in_c & 3) == 0 && (p->out_h - 1) * p->stride_h < p->in_h &&
                            (out_w - 1) * p->stride_w < p->in_w;
     const size_t step_x = (size_t)p->stride_w * in_c, step_y = (size_t)p->stride_h * p->in_w * in_c;
+    // Patches that are whole input rows (k_w == in_w, one output column: 1-D convolutions over time):
+    // the k values of pixel oy are contiguous from row oy * stride_h - pad_top when all its rows are
+    // inside the input.
+    const int32_t k = p->k_h * p->k_w * in_c;
+    const int rows_patch = !one_by_one && p->k_w == p->in_w && out_w == 1 && p->pad_left == 0 &&
+                           p->dilation_h == 1 && (p->k_w == 1 || p->dilation_w == 1) && (k & 3) == 0;
+    const size_t row_bytes = (size_t)p->in_w * in_c;
+#if KWS_M4_DSP
+    const int asm_ok = p->packed[1] == KWS_M4_RQ_FAST && p->act_min == -128 && p->act_max == 127 &&
+                       (p->out_c & 3) == 0;
+#endif
     for (int32_t b = 0; b < p->batches; b++) {
         const int8_t *in_b = input + (size_t)b * in_size;
         int8_t *out = output + (size_t)b * pixels * p->out_c;
@@ -439,6 +503,13 @@ void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int
                 oy++;
             }
             if (n + 1 == pixels) {
+#if KWS_M4_DSP
+                if (asm_ok) {
+                    im2col(p, in_b, oy_a, ox_a, col, k4);
+                    gemm_1x4_asm(col, p->packed + 4, out_a, k4, p->packed[3]);
+                    continue;
+                }
+#endif
                 for (int32_t i = 0; i < k4; i += 2) {
                     col[i] = 0;
                 }
@@ -447,6 +518,11 @@ void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int
             } else if (one_by_one) {
                 im2col_1x1_pair(in_b + oy_a * step_y + ox_a * step_x, in_b + oy * step_y + ox * step_x, in_c,
                                 p->input_offset, col);
+            } else if (rows_patch && oy_a * p->stride_h >= p->pad_top &&
+                       (oy - oy_a == 1) && oy * p->stride_h - p->pad_top + p->k_h <= p->in_h) {
+                const int32_t ya = oy_a * p->stride_h - p->pad_top, yb = oy * p->stride_h - p->pad_top;
+                im2col_1x1_pair(in_b + (size_t)ya * row_bytes, in_b + (size_t)yb * row_bytes, k, p->input_offset,
+                                col);
             } else {
                 im2col(p, in_b, oy_a, ox_a, col, k4);
                 im2col(p, in_b, oy, ox, col + 1, k4);

@@ -57,6 +57,115 @@ size_t kws_nn_m4_dw_line_buffer_size(const kws_nn_conv_params *p) {
     return (size_t)p->packed[3] * 16u;
 }
 
+#if KWS_M4_DSP
+// One output pair of a K = 5 channel: r0 the plane (advanced by one word), r4-r8 the weights E0 E1
+// (w4, w0) O1 O2, r9 bias2; [sp] m, c, e. Results (int8) in lr (y) and r10 (y + 1).
+#define M4_DWL_PAIR5                     \
+    "ldm r0, {r10, r11, r12}\n\t"        \
+    "adds r0, r0, #4\n\t"                \
+    "smlad lr, r10, r4, r9\n\t"          \
+    "smlatt r10, r10, r6, r9\n\t"        \
+    "smlad lr, r11, r5, lr\n\t"          \
+    "smlad r10, r11, r7, r10\n\t"        \
+    "smlabb lr, r12, r6, lr\n\t"         \
+    "smlad r10, r12, r8, r10\n\t"        \
+    "ldrd r11, r12, [sp]\n\t"            \
+    "add r12, r12, lr, asr #31\n\t"      \
+    "smmlar lr, lr, r11, r12\n\t"        \
+    "ldr r12, [sp, #4]\n\t"              \
+    "add r12, r12, r10, asr #31\n\t"     \
+    "smmlar r10, r10, r11, r12\n\t"      \
+    "ldr r11, [sp, #8]\n\t"              \
+    "asr lr, lr, r11\n\t"                \
+    "asr r10, r10, r11\n\t"              \
+    "ssat lr, #8, lr\n\t"                \
+    "ssat r10, #8, r10\n\t"
+
+// n channels (a group of at most four) of one line, K = 5, clamp = the int8 range. args: [plane of
+// the first channel, its packed words, its first output, out_step, full pairs, odd (len_out & 1), n,
+// bytes per plane]. Stack frame: [sp] m, c, e of the channel, [sp+12] odd, [sp+16] channels left,
+// [sp+20] next packed words, [sp+24] next plane, [sp+28] next output, [sp+32] out_step,
+// [sp+36] 4 * pairs, [sp+40] bytes per plane.
+__attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #44\n\t"
+        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8}\n\t"
+        "lsl r5, r5, #2\n\t"
+        "strd r6, r7, [sp, #12]\n\t"
+        "strd r2, r1, [sp, #20]\n\t"
+        "strd r3, r4, [sp, #28]\n\t"
+        "strd r5, r8, [sp, #36]\n"
+        "4:\n\t"
+        "ldr lr, [sp, #20]\n\t"
+        "ldm lr!, {r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t"   // E0 E1 E2 O0 O1 O2 bias2 m c
+        "ldr r0, [lr], #4\n\t"                                   // e
+        "str lr, [sp, #20]\n\t"
+        "strd r11, r12, [sp]\n\t"
+        "str r0, [sp, #8]\n\t"
+        "orr r6, r6, r7\n\t"                                     // (w4, w0)
+        "mov r7, r8\n\t"
+        "mov r8, r9\n\t"
+        "mov r9, r10\n\t"
+        "ldrd r0, r1, [sp, #24]\n\t"                             // plane, out
+        "ldrd r2, r3, [sp, #32]\n\t"                             // out_step, 4 * pairs
+        "ldr r10, [sp, #40]\n\t"
+        "add r10, r0, r10\n\t"
+        "add r11, r1, #1\n\t"
+        "strd r10, r11, [sp, #24]\n\t"
+        "add r3, r0, r3\n\t"                                     // end of the full pairs
+        "cmp r0, r3\n\t"
+        "beq 2f\n"
+        "1:\n\t" M4_DWL_PAIR5
+        "strb lr, [r1]\n\t"
+        "strb r10, [r1, r2]\n\t"
+        "add r1, r1, r2, lsl #1\n\t"
+        "cmp r0, r3\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "cbz r3, 3f\n\t" M4_DWL_PAIR5
+        "strb lr, [r1]\n"
+        "3:\n\t"
+        "ldr r3, [sp, #16]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #16]\n\t"
+        "bne 4b\n\t"
+        "add sp, sp, #44\n\t"
+        "pop {r4-r11, pc}\n");
+}
+
+// pairs x (two consecutive line elements of four channels): src steps by step bytes per element, the
+// words go to dst (plane 0), dst + plane_bytes, ... (one word per element pair and plane).
+__attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUSED, int32_t *dst M4_UNUSED,
+                                                       int32_t pairs M4_UNUSED, int32_t step M4_UNUSED,
+                                                       int32_t plane_bytes M4_UNUSED, int32_t off2 M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r9, lr}\n\t"
+        "ldrd lr, r12, [sp, #28]\n\t"    // plane_bytes, off2
+        "add r9, lr, lr, lsl #1\n"
+        "1:\n\t"
+        "ldr r4, [r0]\n\t"
+        "ldr r5, [r0, r3]\n\t"
+        "add r0, r0, r3, lsl #1\n\t"
+        "sxtab16 r6, r12, r4\n\t"
+        "sxtab16 r4, r12, r4, ror #8\n\t"
+        "sxtab16 r7, r12, r5\n\t"
+        "sxtab16 r5, r12, r5, ror #8\n\t"
+        "pkhbt r8, r6, r7, lsl #16\n\t"   // channel 0
+        "pkhtb r7, r7, r6, asr #16\n\t"   // channel 2
+        "pkhbt r6, r4, r5, lsl #16\n\t"   // channel 1
+        "pkhtb r5, r5, r4, asr #16\n\t"   // channel 3
+        "str r6, [r1, lr]\n\t"
+        "str r7, [r1, lr, lsl #1]\n\t"
+        "str r5, [r1, r9]\n\t"
+        "str r8, [r1], #4\n\t"
+        "subs r2, r2, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r9, pc}\n");
+}
+#endif
+
 // Channels c0 .. c0 + n - 1 (n <= 4) of one input line (src points at its element 0, channel c0) into
 // the planes (4 x R words, plane j from word j R). Only the values inside the input are written; the
 // rest stays 0 from the memset of kws_nn_m4_dw_line.
@@ -79,6 +188,14 @@ static void fill_planes(const int8_t *src, int32_t n, const dw_line_geom *g, int
         }
         const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
         int32_t *d = (int32_t *)(void *)(planes + i);
+#if KWS_M4_DSP
+        const int32_t pairs = (end - i) >> 1;
+        if (pairs > 0) {
+            fill4_asm(src, d, pairs, step, 4 * rows, off2);
+            i += 2 * pairs;
+            src += 2 * pairs * step;
+        }
+#endif
         for (; i + 1 < end; i += 2, d++) {
             const int32_t a = m4_ld32(src), b = m4_ld32(src + step);
             src += 2 * step;
@@ -117,66 +234,6 @@ static void line_channel(const kws_nn_conv_params *p, const int32_t *plane, cons
     }
 }
 
-#if KWS_M4_DSP
-// One output pair of a K = 5 channel: r0 the plane (advanced by one word), r4-r8 the weights E0 E1
-// (w4, w0) O1 O2, r9 bias2; [sp] m, c, e. Results (int8) in lr (y) and r10 (y + 1).
-#define M4_DWL_PAIR5                     \
-    "ldm r0, {r10, r11, r12}\n\t"        \
-    "adds r0, r0, #4\n\t"                \
-    "smlad lr, r10, r4, r9\n\t"          \
-    "smlatt r10, r10, r6, r9\n\t"        \
-    "smlad lr, r11, r5, lr\n\t"          \
-    "smlad r10, r11, r7, r10\n\t"        \
-    "smlabb lr, r12, r6, lr\n\t"         \
-    "smlad r10, r12, r8, r10\n\t"        \
-    "ldrd r11, r12, [sp]\n\t"            \
-    "add r12, r12, lr, asr #31\n\t"      \
-    "smmlar lr, lr, r11, r12\n\t"        \
-    "ldr r12, [sp, #4]\n\t"              \
-    "add r12, r12, r10, asr #31\n\t"     \
-    "smmlar r10, r10, r11, r12\n\t"      \
-    "ldr r11, [sp, #8]\n\t"              \
-    "asr lr, lr, r11\n\t"                \
-    "asr r10, r10, r11\n\t"              \
-    "ssat lr, #8, lr\n\t"                \
-    "ssat r10, #8, r10\n\t"
-
-// A K = 5 channel, clamp = the int8 range. args: [plane, packed channel words, out, out_step,
-// full pairs, odd (len_out & 1)].
-__attribute__((naked, noinline)) static void line_channel5_asm(const int32_t *args M4_UNUSED) {
-    __asm__ volatile(
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #16\n\t"
-        "ldm r0, {r0, r1, r2, r3, r4, r5}\n\t"   // plane, pc, out, out_step, pairs, odd
-        "str r5, [sp, #12]\n\t"
-        "mov lr, r1\n\t"
-        "mov r1, r2\n\t"
-        "mov r2, r3\n\t"
-        "add r3, r0, r4, lsl #2\n\t"             // end of the full pairs
-        "add r5, lr, #24\n\t"
-        "ldm r5, {r9, r10, r11, r12}\n\t"        // bias2, m, c, e
-        "stm sp, {r10, r11, r12}\n\t"
-        "ldm lr, {r4, r5, r6, r7, r8, r10}\n\t"   // E0 E1 E2 O0 O1 O2
-        "orr r6, r6, r7\n\t"                      // (w4, w0)
-        "mov r7, r8\n\t"
-        "mov r8, r10\n\t"
-        "cmp r0, r3\n\t"
-        "beq 2f\n"
-        "1:\n\t" M4_DWL_PAIR5
-        "strb lr, [r1]\n\t"
-        "strb r10, [r1, r2]\n\t"
-        "add r1, r1, r2, lsl #1\n\t"
-        "cmp r0, r3\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "ldr r3, [sp, #12]\n\t"
-        "cbz r3, 3f\n\t" M4_DWL_PAIR5
-        "strb lr, [r1]\n"
-        "3:\n\t"
-        "add sp, sp, #16\n\t"
-        "pop {r4-r11, pc}\n");
-}
-#endif
 
 void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch) {
     dw_line_geom g;
@@ -198,16 +255,16 @@ void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t 
             for (int32_t c0 = 0; c0 < c; c0 += 4) {
                 const int32_t n = c - c0 < 4 ? c - c0 : 4;
                 fill_planes(src + c0, n, &g, p->input_offset, rows, planes);
-                for (int32_t j = 0; j < n; j++) {
-                    const int32_t *pc = p->packed + 4 + (size_t)(c0 + j) * per;
+                const int32_t *pc = p->packed + 4 + (size_t)c0 * per;
 #if KWS_M4_DSP
-                    if (use_asm) {
-                        const int32_t args[6] = {(int32_t)(plane32 + j * rows), (int32_t)pc, (int32_t)(dst + c0 + j),
-                                                 g.out_step, g.len_out >> 1, g.len_out & 1};
-                        line_channel5_asm(args);
-                        continue;
-                    }
+                if (use_asm) {
+                    const int32_t args[8] = {(int32_t)plane32, (int32_t)pc, (int32_t)(dst + c0), g.out_step,
+                                             g.len_out >> 1, g.len_out & 1, n, 4 * rows};
+                    line_group5_asm(args);
+                    continue;
+                }
 #endif
+                for (int32_t j = 0; j < n; j++, pc += per) {
                     line_channel(p, plane32 + j * rows, pc, jn, g.len_out, g.out_step, dst + c0 + j);
                 }
             }

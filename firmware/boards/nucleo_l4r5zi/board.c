@@ -56,12 +56,16 @@
 #define RCC_CCIPR BOARD_REG(RCC_BASE + 0x88u)
 
 #define RCC_CR_MSIRDY (1u << 1)
+#define RCC_CR_MSIRGSEL (1u << 3)  // the MSI range comes from MSIRANGE (not MSISRANGE in RCC_CSR)
+#define RCC_CR_MSIRANGE_MASK (0xFu << 4)
+#define RCC_CR_MSIRANGE_4MHZ (6u << 4)
 #define RCC_CR_PLLON (1u << 24)
 #define RCC_CR_PLLRDY (1u << 25)
 #define RCC_CFGR_SW_MASK (3u << 0)
 #define RCC_CFGR_SW_PLL (3u << 0)
 #define RCC_CFGR_SWS_MASK (3u << 2)
 #define RCC_CFGR_SWS_PLL (3u << 2)
+#define RCC_CFGR_SWS_MSI (0u << 2)
 #define RCC_CFGR_HPRE_MASK (0xFu << 4)
 #define RCC_CFGR_HPRE_DIV2 (0x8u << 4)
 #define RCC_CFGR_PPRE_MASK ((7u << 8) | (7u << 11))  // PPRE1, PPRE2: 0 = not divided
@@ -302,7 +306,17 @@ static void board_clock_init(void)
     while (PWR_SR2 & PWR_SR2_VOSF) {
     }
 
-    while (!(RCC_CR & RCC_CR_MSIRDY)) {  // MSI at 4 MHz is the clock after reset
+    // Start from MSI at 4 MHz, as after a reset. (A debugger's core-only reset can leave the PLL
+    // running as SYSCLK; the PLL cannot be reconfigured while it is the system clock.)
+    while (!(RCC_CR & RCC_CR_MSIRDY)) {
+    }
+    if ((RCC_CFGR & RCC_CFGR_SWS_MASK) != RCC_CFGR_SWS_MSI) {
+        RCC_CFGR &= ~RCC_CFGR_SW_MASK;
+        while ((RCC_CFGR & RCC_CFGR_SWS_MASK) != RCC_CFGR_SWS_MSI) {
+        }
+    }
+    RCC_CR = (RCC_CR & ~RCC_CR_MSIRANGE_MASK) | RCC_CR_MSIRANGE_4MHZ | RCC_CR_MSIRGSEL;
+    while (!(RCC_CR & RCC_CR_MSIRDY)) {
     }
     RCC_CFGR = (RCC_CFGR & ~RCC_CFGR_HPRE_MASK) | RCC_CFGR_HPRE_DIV2;
     PWR_CR5 &= ~PWR_CR5_R1MODE;

@@ -62,6 +62,17 @@ static inline void max_min16(uint32_t x, uint32_t *mx, uint32_t *mn) {
     *mx = a;
     *mn = b;
 }
+// A complex value (two int32 words) at word offset OFF (a constant) from p: one LDRD / STRD (GCC
+// splits 64-bit accesses into word accesses when it can).
+typedef struct {
+    int32_t v[2];
+} kws_fft_pair_t;
+#define LOAD_C(p, OFF, re, im)                                                                           \
+    __asm__("ldrd %0, %1, [%2, %3]" : "=&r"(re), "=&r"(im)                                             \
+            : "r"(p), "n"(4 * (OFF)), "m"(*(const kws_fft_pair_t *)(const void *)((p) + (OFF))))
+#define STORE_C(p, OFF, re, im)                                                                          \
+    __asm__("strd %1, %2, [%3, %4]" : "=m"(*(kws_fft_pair_t *)(void *)((p) + (OFF)))                    \
+            : "r"(re), "r"(im), "r"(p), "n"(4 * (OFF)))
 #define MULW_LO(a, w) mulw_lo((a), (int32_t)(w))
 #define MULW_HI(a, w) mulw_hi((a), (int32_t)(w))
 #define MLAW_LO(a, w, acc) mlaw_lo((a), (int32_t)(w), (acc))
@@ -69,6 +80,8 @@ static inline void max_min16(uint32_t x, uint32_t *mx, uint32_t *mn) {
 #define MUL_TT(a, b) mul_tt((a), (b))
 #define MAX_MIN16(x, mx, mn) max_min16((x), &(mx), &(mn))
 #else
+#define LOAD_C(p, OFF, re, im) ((re) = (p)[OFF], (im) = (p)[(OFF) + 1])
+#define STORE_C(p, OFF, re, im) ((p)[OFF] = (re), (p)[(OFF) + 1] = (im))
 #define MULW_LO(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) & 0xFFFFu)) >> 16))
 #define MULW_HI(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) >> 16)) >> 16))
 #define MLAW_LO(a, w, acc) ((acc) + MULW_LO((a), (w)))
@@ -144,45 +157,53 @@ static ALWAYS_INLINE uint32_t magnitude(int32_t xr, int32_t xi) {
 // inputs already scaled (t0 = a >> 1, twiddled ones (a * w) >> 16 per product). Each output is
 // (four-point sum) >> 1; with HALVE = 0 the sum itself is stored and the next stage halves it when
 // it reads it (x >> 1 >> 1 = x >> 2, one shift folded into an add), the same value in fewer steps.
-static ALWAYS_INLINE void butterfly_out(int32_t *p, const int32_t off, int32_t t0r, int32_t t0i, int32_t t1r,
-                                        int32_t t1i, int32_t t2r, int32_t t2i, int32_t t3r, int32_t t3i,
-                                        const int HALVE) {
-    int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
+static ALWAYS_INLINE void butterfly_out(int32_t *pa, int32_t *pb, const int32_t off, int32_t t0r, int32_t t0i,
+                                        int32_t t1r, int32_t t1i, int32_t t2r, int32_t t2i, int32_t t3r,
+                                        int32_t t3i, const int HALVE) {
     const int32_t s02r = t0r + t2r, s02i = t0i + t2i, d02r = t0r - t2r, d02i = t0i - t2i;
     const int32_t s13r = t1r + t3r, s13i = t1i + t3i, d13r = t1r - t3r, d13i = t1i - t3i;
     const int h = HALVE ? 1 : 0;
-    p[0] = (s02r + s13r) >> h;  p[1] = (s02i + s13i) >> h;   // t0 + t1 + t2 + t3
-    p1[0] = (d02r + d13i) >> h; p1[1] = (d02i - d13r) >> h;  // t0 - i t1 - t2 + i t3
-    p2[0] = (s02r - s13r) >> h; p2[1] = (s02i - s13i) >> h;  // t0 - t1 + t2 - t3
-    p3[0] = (d02r - d13i) >> h; p3[1] = (d02i + d13r) >> h;  // t0 + i t1 - t2 - i t3
+    STORE_C(pa, 0, (s02r + s13r) >> h, (s02i + s13i) >> h);    // t0 + t1 + t2 + t3
+    STORE_C(pa, off, (d02r + d13i) >> h, (d02i - d13r) >> h);  // t0 - i t1 - t2 + i t3
+    STORE_C(pb, 0, (s02r - s13r) >> h, (s02i - s13i) >> h);    // t0 - t1 + t2 - t3
+    STORE_C(pb, off, (d02r - d13i) >> h, (d02i + d13r) >> h);  // t0 + i t1 - t2 - i t3
 }
 
-// Butterflies of the later stages, whose inputs are stored unhalved (x = 2 a + 0 or 1, a = x >> 1).
-static ALWAYS_INLINE void butterfly_plain(int32_t *p, const int32_t off, const int HALVE) {
-    const int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
-    butterfly_out(p, off, p[0] >> 2, p[1] >> 2, p1[0] >> 2, p1[1] >> 2, p2[0] >> 2, p2[1] >> 2, p3[0] >> 2,
-                  p3[1] >> 2, HALVE);
+// Butterflies of the later stages on pa[0], pa[off], pb[0], pb[off] (pb = pa + 2 off), whose inputs
+// are stored unhalved (x = 2 a + 0 or 1, a = x >> 1); read in the order they are consumed.
+static ALWAYS_INLINE void butterfly_plain(int32_t *pa, int32_t *pb, const int32_t off, const int HALVE) {
+    int32_t a0r, a0i, a1r, a1i, a2r, a2i, a3r, a3i;
+    LOAD_C(pb, 0, a2r, a2i);
+    LOAD_C(pa, 0, a0r, a0i);
+    LOAD_C(pa, off, a1r, a1i);
+    LOAD_C(pb, off, a3r, a3i);
+    butterfly_out(pa, pb, off, a0r >> 2, a0i >> 2, a1r >> 2, a1i >> 2, a2r >> 2, a2i >> 2, a3r >> 2, a3i >> 2, HALVE);
 }
 
-static ALWAYS_INLINE void butterfly_twiddled(int32_t *p, const int32_t off, const uint32_t *w, const int HALVE) {
-    const int32_t *p1 = p + off, *p2 = p1 + off, *p3 = p2 + off;
-    int32_t t1r, t1i, t2r, t2i, t3r, t3i;
-    CMUL_HALF(p2[0] >> 1, p2[1] >> 1, w[1], t2r, t2i);
-    CMUL_HALF(p1[0] >> 1, p1[1] >> 1, w[0], t1r, t1i);
-    CMUL_HALF(p3[0] >> 1, p3[1] >> 1, w[2], t3r, t3i);
-    butterfly_out(p, off, p[0] >> 2, p[1] >> 2, t1r, t1i, t2r, t2i, t3r, t3i, HALVE);
+static ALWAYS_INLINE void butterfly_twiddled(int32_t *pa, int32_t *pb, const int32_t off, const uint32_t *w,
+                                             const int HALVE) {
+    int32_t a0r, a0i, a1r, a1i, a2r, a2i, a3r, a3i, t1r, t1i, t2r, t2i, t3r, t3i;
+    LOAD_C(pb, 0, a2r, a2i);
+    CMUL_HALF(a2r >> 1, a2i >> 1, w[1], t2r, t2i);
+    LOAD_C(pa, 0, a0r, a0i);
+    LOAD_C(pa, off, a1r, a1i);
+    CMUL_HALF(a1r >> 1, a1i >> 1, w[0], t1r, t1i);
+    LOAD_C(pb, off, a3r, a3i);
+    CMUL_HALF(a3r >> 1, a3i >> 1, w[2], t3r, t3i);
+    butterfly_out(pa, pb, off, a0r >> 2, a0i >> 2, t1r, t1i, t2r, t2i, t3r, t3i, HALVE);
 }
 
 // One radix-4 stage of span 4q over z[0 .. m) with the stage's twiddles tw = (W^j, W^2j, W^3j) for
 // j = 1 .. q-1, W = exp(-2 pi i / 4q). q and HALVE are constants where inlined, so the strides are too.
 static ALWAYS_INLINE void radix4_stage(int32_t *z, int32_t m, const uint32_t *tw, const int32_t q, const int HALVE) {
     for (int32_t g = 0; g < m; g += 4 * q) {
-        int32_t *p = &z[2 * g];
-        butterfly_plain(p, 2 * q, HALVE);
-        const uint32_t *w = tw;
-        int32_t *const end = p + 2 * q;
-        for (p += 2; p < end; p += 2, w += 3) {
-            butterfly_twiddled(p, 2 * q, w, HALVE);
+        int32_t *pa = &z[2 * g], *pb = pa + 4 * q;
+        butterfly_plain(pa, pb, 2 * q, HALVE);
+        const uint32_t *w = tw, *const w_end = tw + 3 * (q - 1);
+        for (; w < w_end; w += 3) {
+            pa += 2;
+            pb += 2;
+            butterfly_twiddled(pa, pb, 2 * q, w, HALVE);
         }
     }
 }
@@ -214,7 +235,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         fv = load_pair(f + 3 * step);
         wv = load_pair(w + 3 * step);
         const int32_t t3r = KWS_SCALED(MUL_BB(fv, wv)), t3i = KWS_SCALED(MUL_TT(fv, wv));
-        butterfly_out(&z[2 * rev[n0]], 2, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
     }
     for (int32_t n0 = n4; n0 < n3; n0++) {
         const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
@@ -226,7 +247,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         fv = load_pair(f + step);
         wv = load_pair(w + step);
         const int32_t t1r = KWS_SCALED(MUL_BB(fv, wv)), t1i = KWS_SCALED(MUL_TT(fv, wv));
-        butterfly_out(&z[2 * rev[n0]], 2, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
     }
 #undef KWS_SCALED
 }
@@ -279,7 +300,7 @@ int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *f
             t[2 * q] = j < n ? halve_scaled((int32_t)frame[j] * win[j], s) : 0;
             t[2 * q + 1] = j + 1 < n ? halve_scaled((int32_t)frame[j + 1] * win[j + 1], s) : 0;
         }
-        butterfly_out(&z[2 * rev[n0]], 2, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0);
     }
     // 2b. the other stages, span 16, 64, 256; the last one stores halved (true) values.
     const uint32_t *tw = (const uint32_t *)cfg->fft_twiddle;

@@ -252,8 +252,33 @@ static void im2col(const kws_nn_conv_params *p, const int8_t *in_b, int32_t oy, 
 
 // 1x1 kernels without padding, in_c a multiple of 4: the two pixels' input vectors a and b straight
 // into the interleaved columns.
+#if KWS_M4_DSP
+__attribute__((naked, noinline)) static void im2col_pair_asm(const int8_t *a M4_UNUSED, const int8_t *b M4_UNUSED,
+                                                             int32_t *col M4_UNUSED, int32_t n M4_UNUSED,
+                                                             int32_t off2 M4_UNUSED) {
+    __asm__ volatile(
+        "push {r4-r8, lr}\n\t"
+        "ldr r12, [sp, #24]\n\t"
+        "add lr, r0, r3\n"
+        "1:\n\t"
+        "ldr r3, [r0], #4\n\t"
+        "ldr r8, [r1], #4\n\t"
+        "sxtab16 r4, r12, r3\n\t"
+        "sxtab16 r5, r12, r8\n\t"
+        "sxtab16 r6, r12, r3, ror #8\n\t"
+        "sxtab16 r7, r12, r8, ror #8\n\t"
+        "stmia r2!, {r4-r7}\n\t"
+        "cmp r0, lr\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r8, pc}\n");
+}
+#endif
+
 static void im2col_1x1_pair(const int8_t *a, const int8_t *b, int32_t in_c, int32_t off, int32_t *col) {
     const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
+#if KWS_M4_DSP
+    im2col_pair_asm(a, b, col, in_c, off2);
+#else
     for (int32_t i = 0; i < in_c; i += 4) {
         const int32_t va = m4_ld32(a + i), vb = m4_ld32(b + i);
         col[0] = m4_sxtab16(off2, va);
@@ -262,6 +287,7 @@ static void im2col_1x1_pair(const int8_t *a, const int8_t *b, int32_t in_c, int3
         col[3] = m4_sxtab16_ror8(off2, vb);
         col += 4;
     }
+#endif
 }
 
 // Writes the four results of one group (already int8) for one pixel.
@@ -281,8 +307,8 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
 // words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
 // small stack frame: [sp] column end, [sp+4] column start, [sp+8] out_a, [sp+12] out_b,
-// [sp+16] end of the packed groups, [sp+20] (k4 / 2) % 8 / 2 (the loop does eight column words per turn; the first
-// turn is entered part-way, through a TBB table, when k4 / 2 is not a multiple of 8).
+// [sp+16] end of the packed groups, [sp+20] (k4 / 2) % 32 / 2 (the loop does 32 column word pairs per turn; the
+// first turn is entered part-way, through a TBH table, when k4 / 2 is not a multiple of 32).
 #define M4_STEP                        \
     "ldrd r8, r9, [r12], #8\n\t"       \
     "ldrd r10, r11, [lr], #8\n\t"      \
@@ -315,7 +341,7 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "ldrd r4, r5, [sp, #36]\n\t"     // k4, groups
         "sub sp, sp, #24\n\t"
         "add r6, r0, r4, lsl #2\n\t"
-        "ubfx r7, r4, #2, #2\n\t"      // (k4 / 2) % 8 / 2: where the first turn starts
+        "ubfx r7, r4, #2, #4\n\t"      // (k4 / 2) % 32 / 2: where the first turn starts
         "strd r6, r0, [sp, #0]\n\t"
         "strd r2, r3, [sp, #8]\n\t"
         "add r8, r4, #10\n\t"
@@ -327,16 +353,41 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "ldr r12, [sp, #4]\n\t"
         "ldmia lr!, {r0-r7}\n\t"
         "ldr r8, [sp, #20]\n\t"
-        "tbb [pc, r8]\n"
+        "tbh [pc, r8, lsl #1]\n"
         ".Lm4_gemm_entry:\n\t"
-        ".byte (.Lm4_gemm_s0 - .Lm4_gemm_entry) / 2\n\t"
-        ".byte (.Lm4_gemm_s6 - .Lm4_gemm_entry) / 2\n\t"
-        ".byte (.Lm4_gemm_s4 - .Lm4_gemm_entry) / 2\n\t"
-        ".byte (.Lm4_gemm_s2 - .Lm4_gemm_entry) / 2\n"
+        ".hword (.Lm4_gemm_s0 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s30 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s28 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s26 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s24 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s22 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s20 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s18 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s16 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s14 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s12 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s10 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s8 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s6 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s4 - .Lm4_gemm_entry) / 2\n\t"
+        ".hword (.Lm4_gemm_s2 - .Lm4_gemm_entry) / 2\n\t"
+        ".p2align 1\n"
         ".Lm4_gemm_s0:\n\t" M4_STEP M4_STEP
         ".Lm4_gemm_s2:\n\t" M4_STEP M4_STEP
         ".Lm4_gemm_s4:\n\t" M4_STEP M4_STEP
         ".Lm4_gemm_s6:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s8:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s10:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s12:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s14:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s16:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s18:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s20:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s22:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s24:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s26:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s28:\n\t" M4_STEP M4_STEP
+        ".Lm4_gemm_s30:\n\t" M4_STEP M4_STEP
         "ldr r8, [sp, #0]\n\t"
         "cmp r12, r8\n\t"
         "bne .Lm4_gemm_s0\n\t"

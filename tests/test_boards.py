@@ -5,6 +5,7 @@
 - nucleo_l4r5zi images (selftest, model_run with the MLPerf Tiny DS-CNN, wake with models/jarvis) fit
   its 2 MiB flash / 640 KiB SRAM, and its full vector table routes IRQ 70 to the LPUART1 handler;
 - an image too big for a board's flash or RAM fails at link time with the "kws budget" message;
+- the board's UART audio stream parser (board_stream.c, built for the host) frames blocks exactly;
 - `make flash` prints its exact commands with DRY_RUN=1, fails with one line when no probe is
   attached or no flasher is installed, and programs + verifies in order with a (fake) probe.
 No hardware is needed: probes are simulated by fake pyocd/openocd scripts on PATH.
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import SHARED
@@ -366,3 +368,75 @@ def test_flash_programs_then_verifies_and_catches_a_mismatch(tmp_path, monkeypat
 def test_python_entry_point_runs_as_module():
     proc = subprocess.run([sys.executable, "-m", "kws.flash", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--dry-run" in proc.stdout and "--board" in proc.stdout
+
+
+# --- nucleo_l4r5zi's UART audio stream parser, built for the host --------------------------------------
+
+STREAM_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "board_stream.h"
+static void on_block(const int16_t *x, size_t n, void *user)
+{
+    ++*(int *)user;
+    if (n == 0) { printf("end %d\n", x == NULL); return; }
+    printf("block %zu", n);
+    for (size_t i = 0; i < n; i++) printf(" %d", x[i]);
+    printf("\n");
+}
+int main(int argc, char **argv)
+{
+    static board_stream s;
+    int calls = 0;
+    board_audio_config cfg = {16000u, (size_t)atoi(argv[1]), argc > 2 ? NULL : on_block, &calls};
+    if (board_stream_start(&s, &cfg) != 0) { printf("rejected\n"); return 0; }
+    int c;
+    while ((c = getchar()) != EOF) board_stream_byte(&s, (uint8_t)c);
+    int idle = s.state == BOARD_STREAM_IDLE;
+    printf("idle %d stop %d calls %d\n", idle, board_stream_stop(&s), calls);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def stream_parser(tmp_path_factory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host C compiler (cc)")
+    folder = tmp_path_factory.mktemp("stream")
+    (folder / "main.c").write_text(STREAM_HARNESS)
+    board_dir = FIRMWARE / "boards" / NUCLEO
+    exe = folder / "stream"
+    subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{FIRMWARE / 'include'}", f"-I{board_dir}",
+                    str(folder / "main.c"), str(board_dir / "board_stream.c"), "-o", str(exe)], check=True)
+    return exe
+
+
+def _feed(exe: Path, data: bytes, *args: str) -> list[str]:
+    return subprocess.run([str(exe), *args], input=data, capture_output=True, check=True).stdout.decode().splitlines()
+
+
+def test_uart_audio_stream_blocks_partial_last_block_and_end_call(stream_parser):
+    samples = np.random.default_rng(0).integers(-32768, 32768, size=1000).astype("<i2")
+    assert len(set(samples.tolist())) > 900  # varied samples, so a shifted or reordered stream shows
+    # Stray bytes (including a false start "KW") before the magic, then a trailer after the stream.
+    data = b"\x00junkKWKKWSA" + struct.pack("<I", len(samples)) + samples.tobytes() + b"trailer bytes"
+    lines = _feed(stream_parser, data, "320")
+    blocks = [[int(v) for v in ln.split()[2:]] for ln in lines if ln.startswith("block")]
+    assert [len(b) for b in blocks] == [320, 320, 320, 40]
+    assert sum(blocks, []) == samples.tolist()
+    assert lines[len(blocks)] == "end 1"  # one end call, with samples == NULL
+    assert lines[-1] == "idle 1 stop 0 calls 5"  # the trailer was ignored: nothing after the end call
+
+
+def test_uart_audio_stream_endless_and_empty_and_rejected_configs(stream_parser):
+    samples = np.arange(-700, 700, dtype="<i2")
+    lines = _feed(stream_parser, b"KWSA" + struct.pack("<I", 0xFFFFFFFF) + samples.tobytes() + b"\x01", "512")
+    blocks = [[int(v) for v in ln.split()[2:]] for ln in lines if ln.startswith("block")]
+    assert blocks == [samples[:512].tolist(), samples[512:1024].tolist()]  # endless: only full blocks
+    assert lines[-1] == "idle 0 stop 1 calls 2"  # still running (mid-sample byte pending) until stopped
+    assert _feed(stream_parser, b"KWSA" + struct.pack("<I", 0), "320") == ["end 1", "idle 1 stop 0 calls 1"]
+    assert _feed(stream_parser, b"", "0") == ["rejected"]
+    assert _feed(stream_parser, b"", "1025") == ["rejected"]  # above BOARD_STREAM_MAX_BLOCK
+    assert _feed(stream_parser, b"", "320", "no-callback") == ["rejected"]

@@ -22,9 +22,9 @@
 //     kws-audio-start 16000 s16le\n
 // and the host answers with an 8-byte header, "KWSA" then the sample count N as uint32 little-endian
 // (0xFFFFFFFF = endless), then N samples, each int16 little-endian, 16 kHz mono. Bytes before "KWSA" are
-// skipped. The RX interrupt assembles blocks of cfg->block_samples and calls cfg->on_block from
-// interrupt context; after N samples it delivers the partial last block (if any), then the end call
-// (block_samples == 0). board_audio_stop() sends "kws-audio-stop\n" if the stream is still running:
+// skipped. The RX interrupt feeds board_stream.c, which assembles blocks of cfg->block_samples and
+// calls cfg->on_block (from interrupt context); after N samples it delivers the partial last block
+// (if any), then the end call (block_samples == 0). board_audio_stop() sends "kws-audio-stop\n" if the stream is still running:
 // the host must stop sending then. While audio runs, received bytes go to audio, not to
 // board_uart_read(). Real time needs 32 000 B/s = 320 000 baud of 8N1 on the wire: build with
 // -DKWS_UART_BAUD=921600 (2.9x headroom; 460800 gives 1.4x). At lower rates the stream simply runs
@@ -39,6 +39,7 @@
 // board in this repository's CI, which has none.
 
 #include "kws/board.h"
+#include "board_stream.h"
 #if KWS_HAVE_SEMIHOST
 #include "kws/semihost.h"
 #endif
@@ -240,11 +241,7 @@ __attribute__((aligned(512))) static const board_vector_table board_vectors = {
 
 // --- state -----------------------------------------------------------------------------------------
 #define BOARD_RX_RING_BYTES 1024u  // a power of two
-#define BOARD_AUDIO_MAX_BLOCK 1024u
 #define BOARD_AUDIO_RATE_HZ 16000u
-#define BOARD_AUDIO_ENDLESS 0xFFFFFFFFu
-
-typedef enum { AUDIO_OFF = 0, AUDIO_HEADER, AUDIO_STREAM } board_audio_state;
 
 static volatile uint32_t board_interrupt_seen;  // set by this board's handlers; board_idle() consumes it
 static volatile bool board_ready;                // the UART is usable (board_init() ran)
@@ -253,19 +250,7 @@ static volatile uint32_t board_rx_head;  // written by the RX interrupt only
 static volatile uint32_t board_rx_tail;  // written by board_uart_read() only
 static volatile uint32_t board_rx_dropped;
 
-static struct {
-    volatile board_audio_state state;
-    board_audio_fn on_block;
-    void *user;
-    size_t block_samples;
-    size_t filled;          // samples in block
-    uint32_t remaining;     // samples still expected (BOARD_AUDIO_ENDLESS: no end)
-    uint32_t header_bytes;  // header bytes matched so far
-    uint32_t count;         // sample count being read from the header
-    uint8_t low_byte;
-    bool have_low_byte;
-    int16_t block[BOARD_AUDIO_MAX_BLOCK];
-} board_audio;
+static board_stream board_audio;  // fed by the RX interrupt while audio runs
 
 static void board_irq_disable(void) { __asm__ volatile("cpsid i" ::: "memory"); }
 static void board_irq_enable(void) { __asm__ volatile("cpsie i\n\tisb" ::: "memory"); }
@@ -424,57 +409,6 @@ size_t board_uart_read(uint8_t *buf, size_t cap)
     return n;
 }
 
-static void board_audio_finish(void)
-{
-    if (board_audio.filled > 0u) {
-        board_audio.on_block(board_audio.block, board_audio.filled, board_audio.user);
-        board_audio.filled = 0u;
-    }
-    board_audio.on_block(NULL, 0u, board_audio.user);
-    board_audio.state = AUDIO_OFF;
-    GPIOB->bsrr = 1u << (PIN_LD2_BLUE + 16u);
-}
-
-// One received byte while audio runs: match the header, then assemble int16 LE samples into blocks.
-static void board_audio_byte(uint8_t byte)
-{
-    static const uint8_t magic[4] = {'K', 'W', 'S', 'A'};
-    if (board_audio.state == AUDIO_HEADER) {
-        const uint32_t i = board_audio.header_bytes;
-        if (i < 4u) {
-            board_audio.header_bytes = byte == magic[i] ? i + 1u : (byte == magic[0] ? 1u : 0u);
-            return;
-        }
-        board_audio.count |= (uint32_t)byte << (8u * (i - 4u));
-        board_audio.header_bytes = i + 1u;
-        if (board_audio.header_bytes == 8u) {
-            board_audio.remaining = board_audio.count;
-            board_audio.state = AUDIO_STREAM;
-            if (board_audio.remaining == 0u) {
-                board_audio_finish();
-            }
-        }
-        return;
-    }
-    if (!board_audio.have_low_byte) {
-        board_audio.low_byte = byte;
-        board_audio.have_low_byte = true;
-        return;
-    }
-    board_audio.have_low_byte = false;
-    board_audio.block[board_audio.filled++] = (int16_t)(uint16_t)(board_audio.low_byte | ((uint16_t)byte << 8));
-    if (board_audio.remaining != BOARD_AUDIO_ENDLESS) {
-        board_audio.remaining--;
-    }
-    if (board_audio.filled == board_audio.block_samples) {
-        board_audio.on_block(board_audio.block, board_audio.filled, board_audio.user);
-        board_audio.filled = 0u;
-    }
-    if (board_audio.remaining == 0u) {
-        board_audio_finish();
-    }
-}
-
 void board_lpuart1_irq(void)
 {
     const uint32_t isr = LPUART1->isr;
@@ -486,8 +420,11 @@ void board_lpuart1_irq(void)
     }
     if (isr & LPUART_ISR_RXNE) {
         const uint8_t byte = (uint8_t)LPUART1->rdr;
-        if (board_audio.state != AUDIO_OFF) {
-            board_audio_byte(byte);
+        if (board_audio.state != BOARD_STREAM_IDLE) {
+            board_stream_byte(&board_audio, byte);
+            if (board_audio.state == BOARD_STREAM_IDLE) {
+                GPIOB->bsrr = 1u << (PIN_LD2_BLUE + 16u);  // the stream ended
+            }
         } else if (board_rx_head - board_rx_tail < BOARD_RX_RING_BYTES) {
             board_rx_ring[board_rx_head % BOARD_RX_RING_BYTES] = byte;
             board_rx_head = board_rx_head + 1u;
@@ -500,21 +437,16 @@ void board_lpuart1_irq(void)
 
 int board_audio_start(const board_audio_config *cfg)
 {
-    if (cfg == NULL || cfg->on_block == NULL || cfg->sample_rate_hz != BOARD_AUDIO_RATE_HZ ||
-        cfg->block_samples == 0u || cfg->block_samples > BOARD_AUDIO_MAX_BLOCK || board_audio.state != AUDIO_OFF) {
+    static const char request[] = "kws-audio-start 16000 s16le\n";
+    if (cfg == NULL || cfg->sample_rate_hz != BOARD_AUDIO_RATE_HZ || board_audio.state != BOARD_STREAM_IDLE) {
         return -1;
     }
-    static const char request[] = "kws-audio-start 16000 s16le\n";
     board_irq_disable();
-    board_audio.on_block = cfg->on_block;
-    board_audio.user = cfg->user;
-    board_audio.block_samples = cfg->block_samples;
-    board_audio.filled = 0u;
-    board_audio.header_bytes = 0u;
-    board_audio.count = 0u;
-    board_audio.have_low_byte = false;
-    board_audio.state = AUDIO_HEADER;
+    const int armed = board_stream_start(&board_audio, cfg);
     board_irq_enable();
+    if (armed != 0) {
+        return -1;
+    }
     GPIOB->bsrr = 1u << PIN_LD2_BLUE;
     board_uart_write((const uint8_t *)request, sizeof request - 1u);
     return 0;
@@ -524,11 +456,10 @@ void board_audio_stop(void)
 {
     static const char stop[] = "kws-audio-stop\n";
     board_irq_disable();
-    const bool running = board_audio.state != AUDIO_OFF;
-    board_audio.state = AUDIO_OFF;
+    const bool running = board_stream_stop(&board_audio);
     board_irq_enable();
+    GPIOB->bsrr = 1u << (PIN_LD2_BLUE + 16u);
     if (running) {
-        GPIOB->bsrr = 1u << (PIN_LD2_BLUE + 16u);
         board_uart_write((const uint8_t *)stop, sizeof stop - 1u);
     }
 }

@@ -19,3 +19,4 @@ BOARD_FEATURES := $(if $(filter 1,$(SEMIHOST)),semihost)
 # The STM32L4R5 has 95 external interrupts (RM0432, NVIC chapter: the STM32L4Rxxx/L4Sxxx vector table). The shared startup's table
 # holds at most 32; board.c installs its own full table (VTOR) in board_init(), so 32 is enough here.
 BOARD_CFLAGS += -DSTARTUP_NUM_IRQS=32
+BOARD_SRCS += $(BOARD_DIR)/board_stream.c

@@ -121,30 +121,29 @@ static ALWAYS_INLINE uint32_t load_pair(const int16_t *p) {
 // sqrt(p) for p = hi:lo < 2^63, within about 1e-4 relative: p is moved into [2^30, 2^32) by an even
 // shift 2e, a two-piece linear first guess (within 1.5 %) is refined by one Newton step (a 32-bit
 // divide), and shifted back (g << e, or rounded g >> -e).
-static ALWAYS_INLINE uint32_t kws_isqrt64(uint32_t lo, uint32_t hi) {
-    uint32_t pn;
-    int32_t e;
-    if (hi != 0) {
-        // p has 64 - c >= 33 bits (c = clz(hi)): e = (33 - c) >> 1 = 16 - L / 2 with L = c rounded down
-        // to even, and p >> 2e = the top word of p << L.
-        const int32_t l = __builtin_clz(hi) & ~1;
-        pn = (hi << l) | ((lo >> 1) >> (31 - l));
-        e = 16 - (l >> 1);
-    } else if (lo == 0) {
-        return 0;
-    } else {
-        const int32_t c = __builtin_clz(lo);  // 32 - c bits: e = (1 - c) >> 1 <= 0
-        e = (1 - c) >> 1;
-        pn = lo << (-2 * e);
-    }
+// The guess and the Newton step for pn in [2^30, 2^32): about sqrt(pn).
+static ALWAYS_INLINE uint32_t isqrt_normalized(uint32_t pn) {
     // x = pn / 2^30 in [1, 4): sqrt(x) ~ 0.4142 x + 0.5947 on [1, 2), 0.2929 x + 0.8410 on [2, 4)
     // (chords of sqrt, lifted by half their largest gap), times 2^15.
     uint32_t g = pn < (1u << 31) ? (((pn >> 16) * 54292u) >> 16) + 19487u : (((pn >> 16) * 38391u) >> 16) + 27558u;
-    g = (g + pn / g) >> 1;
-    if (e >= 0) {
-        return g << e;
+    return (g + pn / g) >> 1;
+}
+
+static ALWAYS_INLINE uint32_t kws_isqrt64(uint32_t lo, uint32_t hi) {
+    if (hi != 0) {
+        // p has 64 - c >= 33 bits (c = clz(hi)): e = (33 - c) >> 1 = 16 - L / 2 >= 1 with L = c rounded
+        // down to even, and p >> 2e = the top word of p << L.
+        const int32_t l = __builtin_clz(hi) & ~1;
+        const uint32_t pn = (hi << l) | ((lo >> 1) >> (31 - l));
+        return isqrt_normalized(pn) << (16 - (l >> 1));
     }
-    return (g + (1u << (-e - 1))) >> (-e);
+    if (lo == 0) {
+        return 0;
+    }
+    const int32_t c = __builtin_clz(lo);  // 32 - c bits: e = (1 - c) >> 1 <= 0
+    const int32_t e = (1 - c) >> 1;
+    const uint32_t g = isqrt_normalized(lo << (-2 * e));
+    return e == 0 ? g : (g + (1u << (-e - 1))) >> (-e);
 }
 
 // |xr + i xi| by the definition above.
@@ -347,17 +346,26 @@ int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *f
     }
     for (int32_t k = blo; k <= bhi; k++) {
         if (k == plo) {
-            for (; k <= phi; k++) {
-                const int32_t c = m - k;
-                const int32_t zr = z[2 * k], zi = z[2 * k + 1];
-                const int32_t cr = z[2 * c], ci = z[2 * c + 1];
+            const int32_t *zk = &z[2 * plo], *zc = &z[2 * (m - plo)];
+            const uint32_t *wp = &wk[plo], *wc = &wk[m - plo];
+            uint32_t *mk = &mag[plo], *mc = &mag[m - plo];
+            for (int32_t left = phi - plo + 1; left > 0; left--) {
+                int32_t zr, zi, cr, ci;
+                LOAD_C(zk, 0, zr, zi);
+                LOAD_C(zc, 0, cr, ci);
                 const int32_t nr = zi + ci, ni = cr - zr, nic = zr - cr;
                 const int32_t a = (zr + cr) >> 1;
                 int32_t tr, ti, ur, ui;
-                CMUL_HALF(nr, ni, wk[k], tr, ti);
-                CMUL_HALF(nr, nic, wk[c], ur, ui);
-                mag[k] = magnitude(a + tr, ((zi - ci) >> 1) + ti);
-                mag[c] = magnitude(a + ur, ((ci - zi) >> 1) + ui);
+                CMUL_HALF(nr, ni, *wp, tr, ti);
+                *mk = magnitude(a + tr, ((zi - ci) >> 1) + ti);
+                CMUL_HALF(nr, nic, *wc, ur, ui);
+                *mc = magnitude(a + ur, ((ci - zi) >> 1) + ui);
+                zk += 2;
+                zc -= 2;
+                wp++;
+                wc--;
+                mk++;
+                mc--;
             }
             k = phi;
             continue;

@@ -110,6 +110,9 @@ CASES = {
     # pooling (not packed): SIMD lanes and the scalar paths
     "avgpool_25x5_64": ("pool2d", dict(_P, kind="avg", h=25, w=5, c=64, kh=25, kw=5, sh=1, sw=1, padding="VALID"),
                         PORTABLE),
+    # windows of whole rows (one run of pixels), 2 or 3 of them at the edges and inside
+    "avgpool_3x1_c4": ("pool2d", dict(_P, kind="avg", h=9, w=1, c=4, kh=3, kw=1, sh=1, sw=1, padding="SAME"),
+                       PORTABLE),
     "avgpool_same_c6": ("pool2d", dict(_P, kind="avg", h=6, w=5, c=6, kh=3, kw=3, sh=2, sw=1, padding="SAME",
                                        act="relu"), PORTABLE),
     "avgpool_relu6_c8": ("pool2d", dict(_P, kind="avg", h=7, w=5, c=8, kh=3, kw=2, sh=2, sw=2, padding="SAME",

@@ -47,12 +47,28 @@ void kws_nn_avgpool_s8(const kws_nn_pool_params *p, const int8_t *input, int8_t 
                     for (int32_t c = 0; c < ch; c += 4) {
                         int32_t even = 0, odd = 0;  // 16-bit lanes: channels (c, c+2) and (c+1, c+3)
                         const int8_t *r = first + c;
-                        for (int32_t ky = w.ky0; ky < w.ky1; ky++, r += row) {
+                        if ((size_t)cols * ch == row) {
+                            // Whole rows (e.g. a global pool): one run of n pixels, two at a time.
                             const int8_t *q = r;
-                            for (int32_t i = 0; i < cols; i++, q += ch) {
+                            int32_t i = n;
+                            for (; i >= 2; i -= 2, q += 2 * ch) {
+                                const int32_t v = m4_ld32(q), u = m4_ld32(q + ch);
+                                even = m4_sxtab16(m4_sxtab16(even, v), u);
+                                odd = m4_sxtab16_ror8(m4_sxtab16_ror8(odd, v), u);
+                            }
+                            if (i) {
                                 const int32_t v = m4_ld32(q);
                                 even = m4_sxtab16(even, v);
                                 odd = m4_sxtab16_ror8(odd, v);
+                            }
+                        } else {
+                            for (int32_t ky = w.ky0; ky < w.ky1; ky++, r += row) {
+                                const int8_t *q = r;
+                                for (int32_t i = 0; i < cols; i++, q += ch) {
+                                    const int32_t v = m4_ld32(q);
+                                    even = m4_sxtab16(even, v);
+                                    odd = m4_sxtab16_ror8(odd, v);
+                                }
                             }
                         }
                         const int32_t s0 = (int16_t)(uint16_t)((uint32_t)even & 0xffffu);

@@ -87,17 +87,16 @@ int32_t kws_frontend_clip_max(const int16_t *pcm, int32_t n) {
     return mag > 0 ? mag : 1;
 }
 
-static ALWAYS_INLINE int8_t to_int8(int32_t rounding, int32_t overflow, int64_t v_q48) {
-    int64_t q;
-    const int64_t half = (int64_t)1 << 47;
-    if (rounding == KWS_FRONTEND_ROUND_TRUNC) {
-        q = v_q48 >= 0 ? (v_q48 >> 48) : -((-v_q48) >> 48);
-    } else {
-        q = v_q48 >= 0 ? ((v_q48 + half) >> 48) : -((-v_q48 + half) >> 48);
-    }
-    if (overflow == KWS_FRONTEND_WRAP) {
-        q &= 0xFF;
-        return (int8_t)(q >= 128 ? q - 256 : q);
+// int8 of v / 2^48 with the preset's rounding and overflow rule: trunc toward zero, or round half
+// away from zero (v >= 0 ? (v + h) >> 48 : -((-v + h) >> 48), h = 2^47, which is (v + h - 1) >> 48 for
+// v < 0); then wrap modulo 256 or saturate. ROUNDING and OVERFLOW are constants where inlined.
+static ALWAYS_INLINE int8_t to_int8(const int32_t ROUNDING, const int32_t OVERFLOW, int64_t v_q48) {
+    const int64_t neg = v_q48 >> 63;  // -1 or 0
+    const int64_t t = ROUNDING == KWS_FRONTEND_ROUND_TRUNC ? v_q48 + (neg & (((int64_t)1 << 48) - 1))
+                                                            : v_q48 + ((int64_t)1 << 47) + neg;
+    const int32_t q = (int32_t)(t >> 48);  // |q| <= 2^15
+    if (OVERFLOW == KWS_FRONTEND_WRAP) {
+        return (int8_t)(uint8_t)((uint32_t)q & 0xFFu);
     }
     return (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q));
 }
@@ -108,6 +107,20 @@ static ALWAYS_INLINE void logmel_row(int8_t *row, const int32_t *ln_q24, int32_t
                                      int32_t gain_q24, const int32_t ROUNDING, const int32_t OVERFLOW) {
     for (int32_t b = 0; b < num_mel; b++) {
         row[b] = to_int8(ROUNDING, OVERFLOW, zp_q48 + (int64_t)gain_q24 * ln_q24[b]);
+    }
+}
+
+// MFCC rows: row[j] = int8(zp + sum_b mat[j][b] ln[b]).
+static ALWAYS_INLINE void dct_row(int8_t *row, const int32_t *ln_q24, const int32_t *mat, int32_t num_coeffs,
+                                  int32_t num_mel, int64_t zp_q48, const int32_t ROUNDING, const int32_t OVERFLOW) {
+    for (int32_t j = 0; j < num_coeffs; j++) {
+        int64_t acc = zp_q48;
+#pragma GCC unroll 4
+        for (int32_t b = 0; b < num_mel; b++) {
+            acc += (int64_t)mat[b] * ln_q24[b];
+        }
+        mat += num_mel;
+        row[j] = to_int8(ROUNDING, OVERFLOW, acc);
     }
 }
 
@@ -148,22 +161,25 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
         const int32_t gain = cfg->out_gain_q24;
         if (cfg->rounding == KWS_FRONTEND_ROUND_NEAREST && cfg->overflow == KWS_FRONTEND_SATURATE) {
             logmel_row(row, ln_q24, num_mel, zp_q48, gain, KWS_FRONTEND_ROUND_NEAREST, KWS_FRONTEND_SATURATE);
+        } else if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC && cfg->overflow == KWS_FRONTEND_WRAP) {
+            logmel_row(row, ln_q24, num_mel, zp_q48, gain, KWS_FRONTEND_ROUND_TRUNC, KWS_FRONTEND_WRAP);
+        } else if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC) {
+            logmel_row(row, ln_q24, num_mel, zp_q48, gain, KWS_FRONTEND_ROUND_TRUNC, KWS_FRONTEND_SATURATE);
         } else {
-            for (int32_t b = 0; b < num_mel; b++) {
-                row[b] = to_int8(cfg->rounding, cfg->overflow, zp_q48 + (int64_t)gain * ln_q24[b]);
-            }
+            logmel_row(row, ln_q24, num_mel, zp_q48, gain, KWS_FRONTEND_ROUND_NEAREST, KWS_FRONTEND_WRAP);
         }
         return;
     }
     const int32_t *mat = cfg->out_matrix;
-    for (int32_t j = 0; j < cfg->num_coeffs; j++) {
-        int64_t acc = zp_q48;
-#pragma GCC unroll 4
-        for (int32_t b = 0; b < num_mel; b++) {
-            acc += (int64_t)mat[b] * ln_q24[b];
-        }
-        mat += num_mel;
-        row[j] = to_int8(cfg->rounding, cfg->overflow, acc);
+    const int32_t nc = cfg->num_coeffs;
+    if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC && cfg->overflow == KWS_FRONTEND_WRAP) {
+        dct_row(row, ln_q24, mat, nc, num_mel, zp_q48, KWS_FRONTEND_ROUND_TRUNC, KWS_FRONTEND_WRAP);
+    } else if (cfg->rounding == KWS_FRONTEND_ROUND_NEAREST && cfg->overflow == KWS_FRONTEND_SATURATE) {
+        dct_row(row, ln_q24, mat, nc, num_mel, zp_q48, KWS_FRONTEND_ROUND_NEAREST, KWS_FRONTEND_SATURATE);
+    } else if (cfg->rounding == KWS_FRONTEND_ROUND_TRUNC) {
+        dct_row(row, ln_q24, mat, nc, num_mel, zp_q48, KWS_FRONTEND_ROUND_TRUNC, KWS_FRONTEND_SATURATE);
+    } else {
+        dct_row(row, ln_q24, mat, nc, num_mel, zp_q48, KWS_FRONTEND_ROUND_NEAREST, KWS_FRONTEND_WRAP);
     }
 }
 

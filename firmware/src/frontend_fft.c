@@ -55,13 +55,12 @@ static inline int32_t mul_tt(uint32_t a, uint32_t b) {
     return r;
 }
 // Per signed 16-bit lane: mx = max(mx, x), mn = min(mn, x) (SSUB16 sets the lane flags SEL reads).
-static inline void max_min16(uint32_t x, uint32_t *mx, uint32_t *mn) {
-    uint32_t d, a = *mx, b = *mn;
-    __asm__("ssub16 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(d), "+r"(a) : "r"(x) : "cc");
-    __asm__("ssub16 %0, %2, %1\n\tsel %1, %1, %2" : "=&r"(d), "+r"(b) : "r"(x) : "cc");
-    *mx = a;
-    *mn = b;
-}
+#define MAX_MIN16(x, mx, mn)                                                                              \
+    do {                                                                                                  \
+        uint32_t d_;                                                                                      \
+        __asm__("ssub16 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(d_), "+r"(mx) : "r"(x) : "cc");           \
+        __asm__("ssub16 %0, %2, %1\n\tsel %1, %1, %2" : "=&r"(d_), "+r"(mn) : "r"(x) : "cc");           \
+    } while (0)
 // A complex value (two int32 words) at word offset OFF (a constant) from p: one LDRD / STRD (GCC
 // splits 64-bit accesses into word accesses when it can).
 typedef struct {
@@ -78,7 +77,6 @@ typedef struct {
 #define MLAW_LO(a, w, acc) mlaw_lo((a), (int32_t)(w), (acc))
 #define MUL_BB(a, b) mul_bb((a), (b))
 #define MUL_TT(a, b) mul_tt((a), (b))
-#define MAX_MIN16(x, mx, mn) max_min16((x), &(mx), &(mn))
 #else
 #define LOAD_C(p, OFF, re, im) ((re) = (p)[OFF], (im) = (p)[(OFF) + 1])
 #define STORE_C(p, OFF, re, im) ((p)[OFF] = (re), (p)[(OFF) + 1] = (im))
@@ -217,7 +215,7 @@ static ALWAYS_INLINE int32_t halve_scaled(int32_t v, int32_t s) {
 // z[digitrev[n0] ..] (digitrev[n0] = 4 rev_{p-1}(n0)). Groups [0, n4) have all four points inside the
 // window, [n4, n3) the first three (the fourth is zero padding); LEFT: s >= 1.
 static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, const int16_t *win, const uint8_t *rev,
-                                           int32_t quarter, int32_t n4, int32_t n3, int32_t s, const int LEFT) {
+                                           const int32_t quarter, int32_t n4, int32_t n3, int32_t s, const int LEFT) {
     const int32_t ls = s - 1, rs = 1 - s, rnd = s < 0 ? 1 << (-s - 1) : 0;
     const int32_t step = 2 * quarter;  // samples between the group's points
 #define KWS_SCALED(v) (LEFT ? (int32_t)((uint32_t)(v) << ls) : ((v) + rnd) >> rs)
@@ -287,10 +285,23 @@ int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *f
         n3 = full - 2 * quarter;
         n3 = n3 > quarter ? quarter : n3;
     }
+    // (quarter as a constant: the four points are at constant offsets from the group's first)
     if (s >= 1) {
-        first_stage_fast(z, frame, win, rev, quarter, n4, n3, s, 1);
+        if (quarter == 64) {
+            first_stage_fast(z, frame, win, rev, 64, n4, n3, s, 1);
+        } else if (quarter == 16) {
+            first_stage_fast(z, frame, win, rev, 16, n4, n3, s, 1);
+        } else {
+            first_stage_fast(z, frame, win, rev, 4, n4, n3, s, 1);
+        }
     } else {
-        first_stage_fast(z, frame, win, rev, quarter, n4, n3, s, 0);
+        if (quarter == 64) {
+            first_stage_fast(z, frame, win, rev, 64, n4, n3, s, 0);
+        } else if (quarter == 16) {
+            first_stage_fast(z, frame, win, rev, 16, n4, n3, s, 0);
+        } else {
+            first_stage_fast(z, frame, win, rev, 4, n4, n3, s, 0);
+        }
     }
     for (int32_t n0 = n3; n0 < quarter; n0++) {
         int32_t t[8];

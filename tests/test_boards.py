@@ -166,6 +166,24 @@ def test_nucleo_wake_with_jarvis_fits(build_root):
     assert 0 < flash_bytes <= info.flash_bytes and 0 < ram_bytes <= info.ram_bytes
 
 
+@need_arm
+@pytest.mark.slow
+def test_nucleo_mlperf_dut_in_energy_mode_uses_the_board_timestamp_pin(build_root):
+    """The bench app (MLPerf Tiny DUT) with the DS-CNN at 9600 baud, timestamps on Arduino D7."""
+    if not (FIRMWARE / "apps" / "bench").is_dir():
+        pytest.skip("firmware/apps/bench is absent")
+    if not DSCNN.is_file():
+        pytest.skip(f"{DSCNN} is absent (reference models live in ../shared beside the checkout)")
+    elf = qemu.build(NUCLEO, "bench", build_dir=build_root / "energy", make_vars={"MODEL": str(DSCNN)},
+                     extra_cflags=["-DKWS_BENCH_ENERGY=1", "-DKWS_UART_BAUD=9600"])
+    flash_bytes, ram_bytes = _usage(elf)
+    info = boards.get(NUCLEO)
+    assert 84_600 < flash_bytes <= info.flash_bytes and 16_392 < ram_bytes <= info.ram_bytes
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    # The board's own pulse (a strong "T" symbol), not the weak do-nothing default ("W").
+    assert re.search(r"^[0-9a-f]+ T board_timestamp_pulse$", nm, re.MULTILINE)
+
+
 # --- link-time budgets ------------------------------------------------------------------------------
 
 def _big_app(folder: Path) -> Path:

@@ -7,6 +7,7 @@ Per board in the registry (toolchain/kws/boards.py) that has a flash/RAM budget,
 - selftest;
 - model_run with the MLPerf Tiny DS-CNN reference model compiled by `kws compile --target cortex-m4`
   (from ../shared/models/reference);
+- bench (the MLPerf Tiny DUT, performance mode) with the same DS-CNN, where firmware/apps/bench exists;
 - wake with --model's compiled model, frontend tables and detector constants (models/jarvis), if present.
 Reports each image's sections (arm-none-eabi-size -A) and the fraction of the part's flash and RAM it
 uses: flash = .text (code + read-only data) + .ARM.exidx + .data's initial values; RAM = .data + .bss
@@ -39,12 +40,15 @@ def sections(elf: Path) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.MULTILINE)}
 
 
-def images(board: str, build: Path, dscnn_dir: Path | None, model: Path | None) -> list[tuple[str, Path | str]]:
+def images(board: str, build: Path, dscnn_dir: Path | None, dscnn_tflite: Path | None,
+           model: Path | None) -> list[tuple[str, Path | str]]:
     """(label, image or the reason it does not build) for each image of `board`."""
     jobs = [("selftest", dict(app="selftest"))]
     if dscnn_dir is not None:
         jobs.append(("model_run + DS-CNN", dict(app="model_run", extra_srcs=[dscnn_dir / "model.c"],
                                                 extra_inc=[dscnn_dir])))
+    if dscnn_tflite is not None and (qemu.FIRMWARE_DIR / "apps" / "bench").is_dir():
+        jobs.append(("bench + DS-CNN", dict(app="bench", make_vars={"MODEL": str(dscnn_tflite)})))
     if model is not None:
         jobs.append((f"wake + {model.name}", dict(app="wake", make_vars={"MODEL": str(model)})))
     out = []
@@ -91,7 +95,7 @@ def main() -> int:
         for name, info in boards.BOARDS.items():
             if info.flash_bytes is None or info.cpu == "host":
                 continue
-            for label, image in images(name, tmp_path / name, dscnn_dir, model):
+            for label, image in images(name, tmp_path / name, dscnn_dir, dscnn if dscnn_dir else None, model):
                 if isinstance(image, str):
                     rows.append(f"| {name} | {label} | — | — | — | — | does not build: {image} |")
                     continue
@@ -110,8 +114,8 @@ def main() -> int:
         "image exceeds the part's flash or RAM; these are the margins. text = code + read-only data",
         "(+ .ARM.exidx); flash used = text + data; RAM used = data + bss + the stack the linker reserves",
         "(32 KiB on nucleo_l4r5zi, 64 KiB on qemu_mps2_an386, 8 KiB in the template). Built with",
-        "arm-none-eabi-gcc -O2; model_run uses the MLPerf Tiny DS-CNN compiled by `kws compile --target",
-        f"cortex-m4`; wake uses {'models/' + model.name if model else '(no model folder found)'}.",
+        "arm-none-eabi-gcc -O2; model_run and bench (the MLPerf Tiny DUT) use the MLPerf Tiny DS-CNN",
+        f"compiled for cortex-m4; wake uses {'models/' + model.name if model else '(no model folder found)'}.",
         "nucleo_l4r5zi images are builds only: no board is attached here, so none of this has run on hardware.",
         "",
         "| board | image | text | data | bss | stack | use |",

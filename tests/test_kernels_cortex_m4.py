@@ -227,6 +227,25 @@ def test_conv_positive_shift(tmp_path):
         assert_varies(ref.outputs, min_values=4)
 
 
+def test_dw_line_large_shift(tmp_path):
+    """Output scale grown 32 times: shifts of 12 to 14, on both sides of the last of the K = 5 line
+    kernel's loop copies with an immediate shift (e <= 12); larger ones take its generic loop."""
+    def grow(model, s):
+        g = model.subgraphs[0]
+        q = g.tensors[g.outputs[0]].quantization
+        q.scale = [float(v) * 32 for v in q.scale]
+
+    spec = dict(_D, h=25, w=2, c=8, kh=5, kw=1, padding="SAME", w_std=1.0, lo=-4.0, hi=4.0)
+    path = _patched(tmp_path, "depthwise_conv2d", spec, grow)
+    c = codegen.compile_model(path, target="cortex-m4")
+    shifts = [int(v) for v in re.search(r"op0_shift\[\d+\] KWS_ALIGNED = \{([^}]*)\}", c.source)
+              .group(1).replace(",", " ").split()]
+    assert min(shifts) < -12 <= max(shifts)
+    assert packed_header(c) == (DWLINE, RQ_FAST)
+    ref = assert_bit_exact(path, inputs_for(c.graph, 9), c)
+    assert_varies(ref.outputs, min_values=5)
+
+
 def test_fc_filter_zero_point(tmp_path):
     """Per-tensor weights with a zero point (filter_offset != 0)."""
     def zp(model, s):

@@ -60,7 +60,7 @@ size_t kws_nn_m4_dw_line_buffer_size(const kws_nn_conv_params *p) {
 #if KWS_M4_DSP
 // One output pair of a K = 5 channel: r0 the plane (advanced by one word), r4-r8 the weights E0 E1
 // (w4, w0) O1 O2, r9 bias2; [sp] m, c, e. Results (int8) in lr (y) and r10 (y + 1).
-#define M4_DWL_PAIR5                     \
+#define M4_DWL_MAC5                      \
     "ldm r0, {r10, r11, r12}\n\t"        \
     "adds r0, r0, #4\n\t"                \
     "smlad lr, r10, r4, r9\n\t"          \
@@ -74,12 +74,20 @@ size_t kws_nn_m4_dw_line_buffer_size(const kws_nn_conv_params *p) {
     "smmlar lr, lr, r11, r12\n\t"        \
     "ldr r12, [sp, #4]\n\t"              \
     "add r12, r12, r10, asr #31\n\t"     \
-    "smmlar r10, r10, r11, r12\n\t"      \
+    "smmlar r10, r10, r11, r12\n\t"
+#define M4_DWL_PAIR5                     \
+    M4_DWL_MAC5                          \
     "ldr r11, [sp, #8]\n\t"              \
     "asr lr, lr, r11\n\t"                \
     "asr r10, r10, r11\n\t"              \
     "ssat lr, #8, lr\n\t"                \
     "ssat r10, #8, r10\n\t"
+// The same with the shift e an immediate (\e of an .irp below): SSAT shifts before saturating.
+#define M4_DWL_PAIR5_IMM                 \
+    M4_DWL_MAC5                          \
+    "ssat lr, #8, lr, asr #\\e\n\t"      \
+    "ssat r10, #8, r10, asr #\\e\n\t"
+#define M4_DWL_SHIFTS "1,2,3,4,5,6,7,8,9,10,11,12"
 
 // n channels (a group of at most four) of one line, K = 5, clamp = the int8 range. args: [plane of
 // the first channel, its packed words, its first output, out_step, full pairs, odd (len_out & 1), n,
@@ -115,14 +123,24 @@ __attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args
         "strd r10, r11, [sp, #24]\n\t"
         "add r3, r0, r3\n\t"                                     // end of the full pairs
         "cmp r0, r3\n\t"
-        "beq 2f\n"
+        "beq .Ldwl5_tail\n\t"
+        // The pairs: a copy of the loop per shift e <= 12 (immediate shifts), else the generic one.
+        "ldr r11, [sp, #8]\n\t"
+        "cmp r11, #12\n\t"
+        "bhi 1f\n\t"
+        "tbh [pc, r11, lsl #1]\n"
+        ".Ldwl5_table:\n\t"
+        ".hword (1f - .Ldwl5_table) / 2\n\t"
+        ".irp e, " M4_DWL_SHIFTS "\n\t"
+        ".hword (.Ldwl5_e\\e - .Ldwl5_table) / 2\n\t"
+        ".endr\n"
         "1:\n\t" M4_DWL_PAIR5
         "strb lr, [r1]\n\t"
         "strb r10, [r1, r2]\n\t"
         "add r1, r1, r2, lsl #1\n\t"
         "cmp r0, r3\n\t"
         "bne 1b\n"
-        "2:\n\t"
+        ".Ldwl5_tail:\n\t"
         "ldr r3, [sp, #12]\n\t"
         "cbz r3, 3f\n\t" M4_DWL_PAIR5
         "strb lr, [r1]\n"
@@ -132,7 +150,16 @@ __attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args
         "str r3, [sp, #16]\n\t"
         "bne 4b\n\t"
         "add sp, sp, #44\n\t"
-        "pop {r4-r11, pc}\n");
+        "pop {r4-r11, pc}\n\t"
+        ".irp e, " M4_DWL_SHIFTS "\n"
+        ".Ldwl5_e\\e:\n\t" M4_DWL_PAIR5_IMM
+        "strb lr, [r1]\n\t"
+        "strb r10, [r1, r2]\n\t"
+        "add r1, r1, r2, lsl #1\n\t"
+        "cmp r0, r3\n\t"
+        "bne .Ldwl5_e\\e\n\t"
+        "b .Ldwl5_tail\n\t"
+        ".endr\n");
 }
 
 // pairs x (two consecutive line elements of four channels): src steps by step bytes per element, the

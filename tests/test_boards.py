@@ -19,6 +19,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -458,3 +459,25 @@ def test_uart_audio_stream_endless_and_empty_and_rejected_configs(stream_parser)
     assert _feed(stream_parser, b"", "0") == ["rejected"]
     assert _feed(stream_parser, b"", "1025") == ["rejected"]  # above BOARD_STREAM_MAX_BLOCK
     assert _feed(stream_parser, b"", "320", "no-callback") == ["rejected"]
+
+
+# --- on a real NUCLEO-L4R5ZI (pytest --port /dev/ttyACM0; skipped otherwise) ----------------------
+
+@pytest.mark.hw
+def test_nucleo_selftest_on_hardware(request):
+    """Flash selftest, read its report on the ST-LINK virtual COM port: 120 MHz DWT ticks, linear timing."""
+    import serial
+
+    port = request.config.getoption("--port")
+    with serial.serial_for_url(port, baudrate=115200, timeout=0.2) as uart:
+        uart.reset_input_buffer()
+        flash.flash(board=NUCLEO, app="selftest")
+        text, deadline = "", time.monotonic() + 15
+        while "done" not in text and time.monotonic() < deadline:
+            text += uart.read(256).decode(errors="replace")
+    assert f"kws selftest on {NUCLEO}" in text and "done" in text, text
+    assert "ticks_hz 120000000" in text
+    spins = [(int(a), int(b)) for a, b in re.findall(r"spin (\d+) ticks (\d+)", text)]
+    assert len(spins) == 2 and spins[1][0] == 2 * spins[0][0]
+    assert spins[0][1] >= 2 * spins[0][0]  # at least one cycle per instruction, 2 per iteration
+    assert abs(spins[1][1] / spins[0][1] - 2.0) < 0.02  # twice the work, twice the cycles

@@ -92,6 +92,8 @@ CASES = {
     "dw_line_5x1_one_output": ("depthwise_conv2d", dict(_D, h=5, w=1, c=32, kh=5, kw=1, padding="VALID"), DWLINE),
     "dw_line_5x1_valid_lines": ("depthwise_conv2d", dict(_D, h=12, w=3, c=8, kh=5, kw=1, padding="VALID",
                                                          per_channel=False), DWLINE),
+    # 1 x 5 along the rows in assembly, channels not in fours (a last group of three)
+    "dw_line_1x5_c7": ("depthwise_conv2d", dict(_D, h=3, w=6, c=7, kh=1, kw=5, padding="SAME"), DWLINE),
     # in C: RELU6 clamp with K = 5; channels not in fours; 1 x K along the rows; even K with an odd
     # padding before the line (values start in the second half of a word); K = 7
     "dw_line_5x1_relu6_c6": ("depthwise_conv2d", dict(_D, h=8, w=3, c=6, kh=5, kw=1, padding="SAME", act="relu6"),

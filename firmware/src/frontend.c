@@ -16,7 +16,8 @@ int kws_frontend_init(kws_frontend_t *fe, const kws_frontend_config_t *cfg) {
     if (!is_pow4(cfg->fft_size / 2) || cfg->fft_size < 32 || cfg->fft_size > KWS_FRONTEND_MAX_FFT ||
         cfg->fft_size > 512 || cfg->bin_lo < 0 || cfg->bin_hi > cfg->fft_size / 2 || cfg->bin_lo > cfg->bin_hi || cfg->window_samples < 1 || cfg->window_samples > cfg->fft_size ||
         cfg->hop_samples < 1 || cfg->num_mel < 1 || cfg->num_mel > KWS_FRONTEND_MAX_MEL || cfg->num_coeffs < 0 || cfg->num_coeffs > cfg->num_mel ||
-        (cfg->num_coeffs > 0 && cfg->out_matrix == NULL) || cfg->fft_twiddle == NULL) {
+        (cfg->num_coeffs > 0 && cfg->out_matrix == NULL) || cfg->fft_twiddle == NULL ||
+        cfg->mel_seg_start[0] != cfg->bin_lo || cfg->mel_seg_start[cfg->num_mel + 1] != cfg->bin_hi + 1) {
         return -1;
     }
     int32_t hops = (cfg->window_samples + cfg->hop_samples - 1) / cfg->hop_samples;
@@ -140,21 +141,30 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t
     const uint64_t floor_term = shift >= 0 ? floor_prod >> shift : floor_prod << (-shift);
     const int32_t offset_q24 = e * (1 << 24) + fe->log2_norm_q24;
     int32_t ln_q24[KWS_FRONTEND_MAX_MEL];
-    const uint16_t *w = cfg->mel_weights;
-    const uint32_t *mag_all = scratch->mag;
+    // One pass over the bins: segment u adds into bands u - 1 (acc_lo, complete at the segment's end)
+    // and u (acc_hi). Sums of integers, so the order does not matter.
+    const uint32_t *w = cfg->mel_pair_weights;
+    const uint32_t *mag = &scratch->mag[cfg->bin_lo];
+    const uint16_t *seg = cfg->mel_seg_start;
     const int32_t *log2_table = cfg->log2_table;
     const int32_t num_mel = cfg->num_mel;
-    for (int32_t b = 0; b < num_mel; b++) {
-        const uint32_t *mag = &mag_all[cfg->mel_first_bin[b]];
-        const int32_t nb = cfg->mel_num_bins[b];
-        uint64_t acc = floor_term;
+    uint64_t acc_lo = floor_term, acc_hi = floor_term;
+    for (int32_t u = 0; u <= num_mel; u++) {
+        const int32_t nb = seg[u + 1] - seg[u];
 #pragma GCC unroll 2
         for (int32_t k = 0; k < nb; k++) {
-            acc += (uint64_t)w[k] * mag[k];
+            const uint32_t wk = w[k], x = mag[k];
+            acc_lo += (uint64_t)(wk & 0xFFFFu) * x;
+            acc_hi += (uint64_t)(wk >> 16) * x;
         }
         w += nb;
-        const int32_t l2 = log2_q24(log2_table, acc) - offset_q24;
-        ln_q24[b] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
+        mag += nb;
+        if (u > 0) {
+            const int32_t l2 = log2_q24(log2_table, acc_lo) - offset_q24;
+            ln_q24[u - 1] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
+        }
+        acc_lo = acc_hi;
+        acc_hi = floor_term;
     }
     const int64_t zp_q48 = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
     if (cfg->num_coeffs == 0) {

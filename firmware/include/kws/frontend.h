@@ -68,9 +68,11 @@ typedef struct {
                                      // one after the other: for j = 1 .. L/4 - 1, W^(j s), W^(2 j s), W^(3 j s)
                                      // (s = fft_size / L), packed as `twiddle`; 3 * sum(L/4 - 1) entries
     const uint8_t *digitrev;         // [fft_size / 2] base-4 digit reversal of the half-size FFT
-    const uint16_t *mel_first_bin;   // [num_mel] first FFT bin of each band
-    const uint16_t *mel_num_bins;    // [num_mel] bins in each band
-    const uint16_t *mel_weights;     // [sum(mel_num_bins)] band weights, Q15 (32768 = 1.0), band after band
+    const uint16_t *mel_seg_start;   // [num_mel + 2] the mel filterbank as segments of FFT bins: the bins
+                                     // [start[u], start[u+1]) weigh into bands u - 1 and u; start[0] = bin_lo,
+                                     // start[num_mel + 1] = bin_hi + 1
+    const uint32_t *mel_pair_weights;  // [bin_hi - bin_lo + 1] per bin its weight in band u - 1 (low half-word)
+                                     // and in band u (high half-word), Q15 (32768 = 1.0); 0 for bands -1, num_mel
     const int32_t *out_matrix;       // [num_coeffs][num_mel] DCT-II divided by out_scale, Q24 (unused, may be
                                      // NULL, when num_coeffs = 0)
     int32_t out_gain_q24;            // 1 / out_scale, Q24: the log-mel output (num_coeffs = 0) is

@@ -72,7 +72,7 @@ def memory_report(elf: Path) -> dict:
     if out.returncode != 0:
         raise KwsError(f"{elf}: arm-none-eabi-nm failed ({out.stderr.strip()})")
     sizes = {parts[3]: int(parts[1], 16) for parts in map(str.split, out.stdout.splitlines()) if len(parts) == 4}
-    table_names = ("window", "twiddle", "fft_twiddle", "digitrev", "mel_first_bin", "mel_num_bins", "mel_weights",
+    table_names = ("window", "twiddle", "fft_twiddle", "digitrev", "mel_seg_start", "mel_pair_weights",
                    "out_matrix", "log2_table")
     tables_b = sum(sizes.get(f"kws_frontend_{n}", 0) for n in table_names) + sizes.get("kws_frontend_config", 0)
     code = 0

@@ -74,8 +74,8 @@ class _Config(ctypes.Structure):
         ("log_floor_q52", ctypes.c_uint64), ("out_zero_point", ctypes.c_int32),
         ("bin_lo", ctypes.c_int32), ("bin_hi", ctypes.c_int32),
         ("window", ctypes.c_void_p), ("twiddle", ctypes.c_void_p), ("fft_twiddle", ctypes.c_void_p),
-        ("digitrev", ctypes.c_void_p), ("mel_first_bin", ctypes.c_void_p), ("mel_num_bins", ctypes.c_void_p),
-        ("mel_weights", ctypes.c_void_p), ("out_matrix", ctypes.c_void_p), ("out_gain_q24", ctypes.c_int32),
+        ("digitrev", ctypes.c_void_p), ("mel_seg_start", ctypes.c_void_p), ("mel_pair_weights", ctypes.c_void_p),
+        ("out_matrix", ctypes.c_void_p), ("out_gain_q24", ctypes.c_int32),
         ("log2_table", ctypes.c_void_p),
     ]
 
@@ -88,15 +88,15 @@ class NativeFrontend:
         p = tables.preset
         # Keep the arrays alive as long as the config points into them.
         self._arrays = {k: np.ascontiguousarray(getattr(tables, k)) for k in
-                        ("window", "twiddle", "fft_twiddle", "digitrev", "mel_first_bin", "mel_num_bins",
-                         "mel_weights", "out_matrix", "log2_table")}
+                        ("window", "twiddle", "fft_twiddle", "digitrev", "mel_seg_start", "mel_pair_weights",
+                         "out_matrix", "log2_table")}
         a = {k: (v.ctypes.data if v.size else None) for k, v in self._arrays.items()}
         self.config = _Config(
             p.window_samples, p.hop_samples, p.fft_size, p.num_mel, p.num_coeffs,
             ENUM_VALUES["normalize"][p.normalize], ENUM_VALUES["rounding"][p.out_rounding],
             ENUM_VALUES["overflow"][p.out_overflow], p.clip_samples, tables.log_floor_q52, p.out_zero_point,
             tables.bin_lo, tables.bin_hi, a["window"], a["twiddle"], a["fft_twiddle"], a["digitrev"],
-            a["mel_first_bin"], a["mel_num_bins"], a["mel_weights"], a["out_matrix"], tables.out_gain_q24,
+            a["mel_seg_start"], a["mel_pair_weights"], a["out_matrix"], tables.out_gain_q24,
             a["log2_table"])
         self.lib = _lib()
 

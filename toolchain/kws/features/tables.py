@@ -63,9 +63,9 @@ class Tables:
     fft_twiddle: np.ndarray     # int32 [3 sum(L/4 - 1)]: per radix-4 stage of span L = 16 .. fft_size/2, for
                                 # j = 1 .. L/4 - 1 the entries j s, 2 j s, 3 j s (s = fft_size / L) of that table
     digitrev: np.ndarray        # uint8 [fft_size/2]: base-4 digit reversal
-    mel_first_bin: np.ndarray   # uint16 [num_mel]
-    mel_num_bins: np.ndarray    # uint16 [num_mel]
-    mel_weights: np.ndarray     # uint16 [sum(num_bins)], Q15
+    mel_seg_start: np.ndarray   # uint16 [num_mel + 2]: bins [start[u], start[u+1]) weigh into bands u - 1 and u
+    mel_pair_weights: np.ndarray  # uint32 [bin_hi - bin_lo + 1]: per bin, Q15 weight in band u - 1 (low
+                                  # half-word) and in band u (high half-word); a missing band weighs 0
     out_matrix: np.ndarray      # int32 [num_coeffs, num_mel], Q24 (already divided by out_scale); [0, num_mel] for log-mel
     out_gain_q24: int           # 1 / out_scale in Q24 (log-mel output: the identity matrix divided by out_scale)
     log2_table: np.ndarray      # int32 [257], Q24
@@ -75,14 +75,48 @@ class Tables:
 
     def digest(self) -> str:
         h = hashlib.sha256(repr(self.preset).encode())
-        for a in (self.window, self.twiddle, self.fft_twiddle, self.digitrev, self.mel_first_bin, self.mel_num_bins,
-                  self.mel_weights, self.out_matrix, self.log2_table, np.array([self.out_gain_q24])):
+        for a in (self.window, self.twiddle, self.fft_twiddle, self.digitrev, self.mel_seg_start,
+                  self.mel_pair_weights, self.out_matrix, self.log2_table, np.array([self.out_gain_q24])):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
 
 def _round_clip(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return np.clip(np.round(x), lo, hi)
+
+
+def _mel_segments(p: FrontendPreset, wq: np.ndarray, bin_lo: int, bin_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Q15 mel matrix wq [num_bins, num_mel] as segments of bins, for a single pass over the bins:
+    every bin weighs into at most two adjacent bands u - 1 (falling edge) and u (rising edge), u not
+    decreasing with the bin. Returns (seg_start uint16 [num_mel + 2], pair_weights uint32 [bins])."""
+    centers = wq.argmax(axis=0)
+    seg, u = [], 0
+    for k in range(bin_lo, bin_hi + 1):
+        bands = np.nonzero(wq[k])[0]
+        if len(bands) == 2 and bands[1] == bands[0] + 1:
+            u = int(bands[1])
+        elif len(bands) == 1:
+            b = int(bands[0])
+            u = b if k <= centers[b] else b + 1
+        elif len(bands) > 1:
+            raise ValueError(f"preset {p.name}: FFT bin {k} lies in mel bands {bands.tolist()}, not two adjacent ones")
+        if seg and u < seg[-1]:
+            raise ValueError(f"preset {p.name}: mel bands are not ordered along the FFT bins")
+        seg.append(u)
+    seg = np.array(seg)
+    lo = np.array([wq[k, u - 1] if u >= 1 else 0 for k, u in zip(range(bin_lo, bin_hi + 1), seg)], np.int64)
+    hi = np.array([wq[k, u] if u < p.num_mel else 0 for k, u in zip(range(bin_lo, bin_hi + 1), seg)], np.int64)
+    # the segments must hold every weight of the matrix, and nothing else
+    back = np.zeros_like(wq)
+    for k, u, a, b in zip(range(bin_lo, bin_hi + 1), seg, lo, hi):
+        if u >= 1:
+            back[k, u - 1] += a
+        if u < p.num_mel:
+            back[k, u] += b
+    if not np.array_equal(back, wq) or lo.max() >= 1 << 16 or hi.max() >= 1 << 16:
+        raise ValueError(f"preset {p.name}: mel weights do not fit the two-band layout")
+    start = np.searchsorted(seg, np.arange(p.num_mel + 2)) + bin_lo
+    return start.astype(np.uint16), (lo | (hi << 16)).astype(np.uint32)
 
 
 def build(p: FrontendPreset) -> Tables:
@@ -108,14 +142,15 @@ def build(p: FrontendPreset) -> Tables:
 
     mel = mel_matrix(p)
     wq = np.round(mel * Q15).astype(np.int64)
-    first, count, weights = [], [], []
+    first, last = [], []
     for m in range(p.num_mel):
         nz = np.nonzero(wq[:, m])[0]
         if len(nz) == 0:
             raise ValueError(f"preset {p.name}: mel band {m} covers no FFT bin (too many bands for this FFT size)")
-        first.append(nz[0])
-        count.append(nz[-1] - nz[0] + 1)
-        weights.extend(wq[nz[0]: nz[-1] + 1, m])
+        first.append(int(nz[0]))
+        last.append(int(nz[-1]))
+    bin_lo, bin_hi = min(first), max(last)
+    seg_start, pair_weights = _mel_segments(p, wq, bin_lo, bin_hi)
     # log-mel: the output matrix would be the identity / out_scale, every diagonal entry this gain
     out_gain_q24 = int(np.round(np.ones(1) / p.out_scale * Q24).astype(np.int32)[0])
     if p.num_coeffs:
@@ -126,11 +161,8 @@ def build(p: FrontendPreset) -> Tables:
     log_floor_q52 = int(round(p.log_floor * 2.0**52))
     if not 0 < log_floor_q52 < 2**40:
         raise ValueError(f"preset {p.name}: log_floor must be in (0, 2^-12)")
-    bin_lo = int(min(first))
-    bin_hi = int(max(f + c - 1 for f, c in zip(first, count)))
     return Tables(preset=p, window=window, twiddle=twiddle, fft_twiddle=fft_twiddle, digitrev=digitrev,
-                  bin_lo=bin_lo, bin_hi=bin_hi, mel_first_bin=np.array(first, np.uint16),
-                  mel_num_bins=np.array(count, np.uint16), mel_weights=np.array(weights, np.uint16),
+                  bin_lo=bin_lo, bin_hi=bin_hi, mel_seg_start=seg_start, mel_pair_weights=pair_weights,
                   out_matrix=out_matrix, out_gain_q24=out_gain_q24, log2_table=log2_table, log_floor_q52=log_floor_q52)
 
 
@@ -195,9 +227,8 @@ def emit_c(t: Tables) -> tuple[str, str]:
         _c_array("int32_t", f"{name}_twiddle", t.twiddle, 8),
         _c_array("int32_t", f"{name}_fft_twiddle", t.fft_twiddle, 8),
         _c_array("uint8_t", f"{name}_digitrev", t.digitrev, 16),
-        _c_array("uint16_t", f"{name}_mel_first_bin", t.mel_first_bin, 16),
-        _c_array("uint16_t", f"{name}_mel_num_bins", t.mel_num_bins, 16),
-        _c_array("uint16_t", f"{name}_mel_weights", t.mel_weights, 16),
+        _c_array("uint16_t", f"{name}_mel_seg_start", t.mel_seg_start, 16),
+        _c_array("uint32_t", f"{name}_mel_pair_weights", t.mel_pair_weights, 8),
         *([_c_array("int32_t", f"{name}_out_matrix", t.out_matrix, 8)] if t.out_matrix.size else []),
         _c_array("int32_t", f"{name}_log2_table", t.log2_table, 8),
         "const kws_frontend_config_t kws_frontend_config = {",
@@ -208,8 +239,8 @@ def emit_c(t: Tables) -> tuple[str, str]:
         f"    .log_floor_q52 = {t.log_floor_q52}ull, .out_zero_point = {p.out_zero_point},",
         f"    .bin_lo = {t.bin_lo}, .bin_hi = {t.bin_hi},",
         f"    .window = {name}_window, .twiddle = {name}_twiddle, .fft_twiddle = {name}_fft_twiddle,",
-        f"    .digitrev = {name}_digitrev, .mel_first_bin = {name}_mel_first_bin, .mel_num_bins = {name}_mel_num_bins,",
-        f"    .mel_weights = {name}_mel_weights,",
+        f"    .digitrev = {name}_digitrev, .mel_seg_start = {name}_mel_seg_start,",
+        f"    .mel_pair_weights = {name}_mel_pair_weights,",
         f"    .out_matrix = {name + '_out_matrix' if t.out_matrix.size else 'NULL'}, .out_gain_q24 = {t.out_gain_q24},",
         f"    .log2_table = {name}_log2_table,",
         "};",

@@ -24,9 +24,9 @@
 // (0xFFFFFFFF = endless), then N samples, each int16 little-endian, 16 kHz mono. Bytes before "KWSA" are
 // skipped. The RX interrupt feeds board_stream.c, which assembles blocks of cfg->block_samples and
 // calls cfg->on_block (from interrupt context); after N samples it delivers the partial last block
-// (if any), then the end call (block_samples == 0). board_audio_stop() sends "kws-audio-stop\n" if the stream is still running:
-// the host must stop sending then. While audio runs, received bytes go to audio, not to
-// board_uart_read(). Real time needs 32 000 B/s = 320 000 baud of 8N1 on the wire: build with
+// (if any), then the end call (block_samples == 0). board_audio_stop() sends "kws-audio-stop\n" if
+// the stream is still running: the host must stop sending then. While audio runs, received bytes go
+// to audio, not to board_uart_read(). Real time needs 32 000 B/s = 320 000 baud of 8N1 on the wire: build with
 // -DKWS_UART_BAUD=921600 (2.9x headroom; 460800 gives 1.4x). At lower rates the stream simply runs
 // slower than real time (fine for evaluating a file). Baud rates above 115200 depend on the ST-LINK
 // firmware's virtual COM port: untested here.
@@ -278,8 +278,9 @@ static void board_delay_cycles(uint32_t cycles)
     }
 }
 
-// RM0432 chapter 5 "Dynamic voltage scaling management" (range 1 normal -> boost) and chapter 6 (RCC_CFGR
-// HPRE: switching to a SYSCLK above 80 MHz needs HCLK divided by 2 first): halve HCLK, select boost mode, raise the flash latency, switch to the PLL, wait >= 1 us, then undivide HCLK.
+// RM0432 chapter 5 "Dynamic voltage scaling management" (range 1 normal -> boost) and chapter 6
+// (RCC_CFGR HPRE: switching to a SYSCLK above 80 MHz needs HCLK divided by 2 first): halve HCLK, select
+// boost mode, raise the flash latency, switch to the PLL, wait >= 1 us, then undivide HCLK.
 static void board_clock_init(void)
 {
     RCC_APB1ENR1 |= RCC_APB1ENR1_PWR;
@@ -300,6 +301,9 @@ static void board_clock_init(void)
         while ((RCC_CFGR & RCC_CFGR_SWS_MASK) != RCC_CFGR_SWS_MSI) {
         }
     }
+    RCC_CR &= ~RCC_CR_PLLON;  // it may run from MSI, whose range changes next
+    while (RCC_CR & RCC_CR_PLLRDY) {
+    }
     RCC_CR = (RCC_CR & ~RCC_CR_MSIRANGE_MASK) | RCC_CR_MSIRANGE_4MHZ | RCC_CR_MSIRGSEL;
     while (!(RCC_CR & RCC_CR_MSIRDY)) {
     }
@@ -314,9 +318,6 @@ static void board_clock_init(void)
     FLASH_ACR |= FLASH_ACR_PRFTEN | FLASH_ACR_ICEN | FLASH_ACR_DCEN;
 
     // PLL: 4 MHz / M(1) = 4 MHz input (2.66..8 MHz), x N(60) = 240 MHz VCO (64..344), / R(2) = 120 MHz.
-    RCC_CR &= ~RCC_CR_PLLON;
-    while (RCC_CR & RCC_CR_PLLRDY) {
-    }
     RCC_PLLCFGR = RCC_PLLCFGR_SRC_MSI | RCC_PLLCFGR_M(1u) | RCC_PLLCFGR_N(60u) | RCC_PLLCFGR_REN;
     RCC_CR |= RCC_CR_PLLON;
     while (!(RCC_CR & RCC_CR_PLLRDY)) {

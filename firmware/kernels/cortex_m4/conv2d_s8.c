@@ -519,71 +519,122 @@ static void gemm_pair(const kws_nn_conv_params *p, const int32_t *col, int32_t k
     }
 }
 
-// Pixels two at a time (A in the even column words, B in the odd ones). An odd last pixel goes in
-// column B with zeros in A, and both results go to the same place: B's are stored last.
+// How the patches of a layer can be gathered (see kws_nn_m4_conv_packed).
+typedef struct {
+    int one_by_one;       // 1x1, no padding, in_c % 4 == 0: the pixel's input vector
+    int rows_patch;       // whole input rows (k_w == in_w, one output column): contiguous from a row
+    int asm_ok;           // the assembly GEMMs apply (fast requantization, int8 clamp, out_c % 4 == 0)
+    int32_t k, k4;        // patch length, rounded up to a multiple of 4
+} conv_plan;
+
+// Pixels [n0, n1) of batch input in_b (output out) two at a time (A in the even column words, B in
+// the odd ones). An odd last pixel goes alone (gemm_1x4_asm), or in column B with zeros in A, both
+// results going to the same place (B's are stored last).
+static void conv_pixels(const kws_nn_conv_params *p, const conv_plan *c, const int8_t *in_b, int8_t *out,
+                        int32_t n0, int32_t n1, int32_t *col) {
+    const int32_t out_w = p->out_w, in_c = p->in_c, k4 = c->k4;
+    const size_t step_x = (size_t)p->stride_w * in_c, step_y = (size_t)p->stride_h * p->in_w * in_c;
+    const size_t row_bytes = (size_t)p->in_w * in_c;
+    int32_t oy = n0 / out_w, ox = n0 % out_w;
+    for (int32_t n = n0; n < n1; n += 2) {
+        int8_t *out_a = out + (size_t)n * p->out_c;
+        int8_t *out_b = out_a + p->out_c;
+        const int32_t oy_a = oy, ox_a = ox;
+        if (++ox == out_w) {
+            ox = 0;
+            oy++;
+        }
+        if (n + 1 == n1) {
+#if KWS_M4_DSP
+            if (c->asm_ok) {
+                im2col(p, in_b, oy_a, ox_a, col, k4);
+                gemm_1x4_asm(col, p->packed + 4, out_a, k4, p->packed[3]);
+                return;
+            }
+#endif
+            for (int32_t i = 0; i < k4; i += 2) {
+                col[i] = 0;
+            }
+            im2col(p, in_b, oy_a, ox_a, col + 1, k4);
+            out_b = out_a;
+        } else if (c->one_by_one) {
+            im2col_1x1_pair(in_b + oy_a * step_y + ox_a * step_x, in_b + oy * step_y + ox * step_x, in_c,
+                            p->input_offset, col);
+        } else if (c->rows_patch && oy_a * p->stride_h >= p->pad_top &&
+                   oy * p->stride_h - p->pad_top + p->k_h <= p->in_h) {
+            const int32_t ya = oy_a * p->stride_h - p->pad_top, yb = oy * p->stride_h - p->pad_top;
+            im2col_1x1_pair(in_b + (size_t)ya * row_bytes, in_b + (size_t)yb * row_bytes, c->k, p->input_offset,
+                            col);
+        } else {
+            im2col(p, in_b, oy_a, ox_a, col, k4);
+            im2col(p, in_b, oy, ox, col + 1, k4);
+        }
+        if (++ox == out_w) {
+            ox = 0;
+            oy++;
+        }
+        gemm_pair(p, col, k4, out_a, out_b);
+    }
+}
+
 void kws_nn_m4_conv_packed(const kws_nn_conv_params *p, const int8_t *input, int8_t *output, void *scratch) {
-    const int32_t k4 = patch_len4(p);
     int32_t *col = (int32_t *)scratch;
     const int32_t out_w = p->out_w, pixels = p->out_h * out_w, in_c = p->in_c;
     const size_t in_size = (size_t)p->in_h * p->in_w * in_c;
-    const int one_by_one = p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0 &&
-                           (in_c & 3) == 0 && (p->out_h - 1) * p->stride_h < p->in_h &&
-                           (out_w - 1) * p->stride_w < p->in_w;
-    const size_t step_x = (size_t)p->stride_w * in_c, step_y = (size_t)p->stride_h * p->in_w * in_c;
+    conv_plan c;
+    c.k = p->k_h * p->k_w * in_c;
+    c.k4 = patch_len4(p);
+    c.one_by_one = p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0 && (in_c & 3) == 0 &&
+                   (p->out_h - 1) * p->stride_h < p->in_h && (out_w - 1) * p->stride_w < p->in_w;
     // Patches that are whole input rows (k_w == in_w, one output column: 1-D convolutions over time):
     // the k values of pixel oy are contiguous from row oy * stride_h - pad_top when all its rows are
     // inside the input.
-    const int32_t k = p->k_h * p->k_w * in_c;
-    const int rows_patch = !one_by_one && p->k_w == p->in_w && out_w == 1 && p->pad_left == 0 &&
-                           p->dilation_h == 1 && (p->k_w == 1 || p->dilation_w == 1) && (k & 3) == 0;
-    const size_t row_bytes = (size_t)p->in_w * in_c;
+    c.rows_patch = !c.one_by_one && p->k_w == p->in_w && out_w == 1 && p->pad_left == 0 && p->dilation_h == 1 &&
+                   (p->k_w == 1 || p->dilation_w == 1) && (c.k & 3) == 0;
+    c.asm_ok = p->packed[1] == KWS_M4_RQ_FAST && p->act_min == -128 && p->act_max == 127 && (p->out_c & 3) == 0;
+    // A run of pixels [n_lo, n_hi) whose patches are evenly spaced (pixel n at n * run_step - run_back
+    // bytes): pairs of it go straight to the assembly, without the bookkeeping of conv_pixels.
+    int32_t n_lo = 0, n_hi = 0;
+    size_t run_step = 0, run_back = 0;
+    if (c.one_by_one && p->stride_h == 1 && p->stride_w == 1 && out_w == p->in_w) {
+        n_hi = pixels;
+        run_step = (size_t)in_c;
+    } else if (c.rows_patch) {
+        const size_t row_bytes = (size_t)p->in_w * in_c;
+        n_lo = (p->pad_top + p->stride_h - 1) / p->stride_h;
+        n_hi = p->in_h >= p->k_h ? (p->in_h - p->k_h + p->pad_top) / p->stride_h + 1 : 0;
+        n_hi = n_hi > pixels ? pixels : n_hi;
+        run_step = (size_t)p->stride_h * row_bytes;
+        run_back = (size_t)p->pad_top * row_bytes;
+    }
 #if KWS_M4_DSP
-    const int asm_ok = p->packed[1] == KWS_M4_RQ_FAST && p->act_min == -128 && p->act_max == 127 &&
-                       (p->out_c & 3) == 0;
+    const int run = c.asm_ok && n_hi - n_lo >= 2;
+    const int32_t off2 = (int32_t)(((uint32_t)p->input_offset & 0xffffu) * 0x10001u);
+#else
+    const int run = 0;
+    (void)run_step;
+    (void)run_back;
+    (void)n_lo;
+    (void)n_hi;
 #endif
     for (int32_t b = 0; b < p->batches; b++) {
         const int8_t *in_b = input + (size_t)b * in_size;
         int8_t *out = output + (size_t)b * pixels * p->out_c;
-        int32_t oy = 0, ox = 0;
-        for (int32_t n = 0; n < pixels; n += 2) {
-            int8_t *out_a = out + (size_t)n * p->out_c;
-            int8_t *out_b = out_a + p->out_c;
-            const int32_t oy_a = oy, ox_a = ox;
-            if (++ox == out_w) {
-                ox = 0;
-                oy++;
-            }
-            if (n + 1 == pixels) {
-#if KWS_M4_DSP
-                if (asm_ok) {
-                    im2col(p, in_b, oy_a, ox_a, col, k4);
-                    gemm_1x4_asm(col, p->packed + 4, out_a, k4, p->packed[3]);
-                    continue;
-                }
-#endif
-                for (int32_t i = 0; i < k4; i += 2) {
-                    col[i] = 0;
-                }
-                im2col(p, in_b, oy_a, ox_a, col + 1, k4);
-                out_b = out_a;
-            } else if (one_by_one) {
-                im2col_1x1_pair(in_b + oy_a * step_y + ox_a * step_x, in_b + oy * step_y + ox * step_x, in_c,
-                                p->input_offset, col);
-            } else if (rows_patch && oy_a * p->stride_h >= p->pad_top &&
-                       (oy - oy_a == 1) && oy * p->stride_h - p->pad_top + p->k_h <= p->in_h) {
-                const int32_t ya = oy_a * p->stride_h - p->pad_top, yb = oy * p->stride_h - p->pad_top;
-                im2col_1x1_pair(in_b + (size_t)ya * row_bytes, in_b + (size_t)yb * row_bytes, k, p->input_offset,
-                                col);
-            } else {
-                im2col(p, in_b, oy_a, ox_a, col, k4);
-                im2col(p, in_b, oy, ox, col + 1, k4);
-            }
-            if (++ox == out_w) {
-                ox = 0;
-                oy++;
-            }
-            gemm_pair(p, col, k4, out_a, out_b);
+        if (!run) {
+            conv_pixels(p, &c, in_b, out, 0, pixels, col);
+            continue;
         }
+#if KWS_M4_DSP
+        const int32_t n_end = n_lo + ((n_hi - n_lo) & ~1);
+        conv_pixels(p, &c, in_b, out, 0, n_lo, col);
+        const int8_t *a = in_b + (size_t)n_lo * run_step - run_back;
+        int8_t *o = out + (size_t)n_lo * p->out_c;
+        for (int32_t n = n_lo; n < n_end; n += 2, a += 2 * run_step, o += 2 * p->out_c) {
+            im2col_pair_asm(a, a + run_step, col, c.k, off2);
+            gemm_2x4_asm(col, p->packed + 4, o, o + p->out_c, c.k4, p->packed[3]);
+        }
+        conv_pixels(p, &c, in_b, out, n_end, pixels, col);
+#endif
     }
 }
 

@@ -33,6 +33,7 @@ int kws_frontend_init(kws_frontend_t *fe, const kws_frontend_config_t *cfg) {
 
 void kws_frontend_reset(kws_frontend_t *fe) {
     fe->samples_seen = 0;
+    fe->hop_peak = 0;
     memset(fe->history, 0, sizeof(fe->history));
 }
 
@@ -126,9 +127,9 @@ static ALWAYS_INLINE void dct_row(int8_t *row, const int32_t *ln_q24, const int3
 }
 
 // One frame: history[0 .. window) -> one row.
-static void frame_to_row(kws_frontend_t *fe, int8_t *row, kws_frontend_scratch_t *scratch) {
+static void frame_to_row(kws_frontend_t *fe, int8_t *row, uint32_t peak, kws_frontend_scratch_t *scratch) {
     const kws_frontend_config_t *cfg = fe->cfg;
-    const int32_t s = kws_frontend_spectrum(cfg, fe->history, scratch);
+    const int32_t s = kws_frontend_spectrum_peak(cfg, fe->history, peak, scratch);
 
     // mag = |X| of (pcm * window_q15 * 2^s) / m (m = fft_size / 2, the half-size FFT's scaling), so
     // mel_int = mel(pcm units) * 2^(30 + s - log2 m) with Q15 mel weights. In the log:
@@ -216,16 +217,29 @@ static void copy_forward(int16_t *dst, const int16_t *src, int32_t n, int blocks
 }
 
 int kws_frontend_push(kws_frontend_t *fe, const int16_t *hop, int8_t *row, kws_frontend_scratch_t *scratch) {
-    const int32_t h = fe->cfg->hop_samples, total = fe->history_samples;
+    const int32_t h = fe->cfg->hop_samples, total = fe->history_samples, w = fe->cfg->window_samples;
     copy_forward(fe->history, fe->history + h, total - h, h >= 16);
     copy_forward(fe->history + (total - h), hop, h, 1);
+    // The frame's peak from the peaks of its hops where the window spans at most two: the frame is
+    // the previous hop and the new hop's first w - h samples.
+    uint32_t peak = 0;
+    if (total == 2 * h) {
+        const uint32_t head = kws_frontend_peak(hop, w - h), tail = kws_frontend_peak(hop + (w - h), 2 * h - w);
+        peak = fe->hop_peak > head ? fe->hop_peak : head;
+        fe->hop_peak = head > tail ? head : tail;
+    } else if (total == h) {
+        peak = kws_frontend_peak(hop, w);
+    }
     if (fe->samples_seen < total) {
         fe->samples_seen += h;
         if (fe->samples_seen < total) {
             return 0;
         }
     }
-    frame_to_row(fe, row, scratch);
+    if (total != 2 * h && total != h) {
+        peak = kws_frontend_peak(fe->history, w);
+    }
+    frame_to_row(fe, row, peak, scratch);
     return 1;
 }
 

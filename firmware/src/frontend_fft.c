@@ -249,29 +249,38 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
 #undef KWS_SCALED
 }
 
+uint32_t kws_frontend_peak(const int16_t *x, int32_t n) {
+    // the largest and the smallest sample, two lanes at a time
+    uint32_t mx = 0x80008000u, mn = 0x7FFF7FFFu;
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4) {
+        const uint32_t a = load_pair(x + i), b = load_pair(x + i + 2);
+        MAX_MIN16(a, mx, mn);
+        MAX_MIN16(b, mx, mn);
+    }
+    int32_t hi = (int16_t)(mx & 0xFFFFu), lo = (int16_t)(mn & 0xFFFFu);
+    hi = (int16_t)(mx >> 16) > hi ? (int16_t)(mx >> 16) : hi;
+    lo = (int16_t)(mn >> 16) < lo ? (int16_t)(mn >> 16) : lo;
+    for (; i < n; i++) {
+        hi = x[i] > hi ? x[i] : hi;
+        lo = x[i] < lo ? x[i] : lo;
+    }
+    return n > 0 ? (uint32_t)(hi > -lo ? hi : -lo) : 0;
+}
+
 int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *frame, kws_frontend_scratch_t *scratch) {
+    return kws_frontend_spectrum_peak(cfg, frame, kws_frontend_peak(frame, cfg->window_samples), scratch);
+}
+
+int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16_t *frame, uint32_t peak,
+                                   kws_frontend_scratch_t *scratch) {
     const int32_t m = cfg->fft_size / 2;
     const int32_t n = cfg->window_samples;
     int32_t *z = scratch->fft;
     const int16_t *win = cfg->window;
     const uint8_t *rev = cfg->digitrev;
 
-    // 1. block scaling from the frame's peak: the largest and smallest sample (packed pairs).
-    uint32_t mx = 0x80008000u, mn = 0x7FFF7FFFu;
-    int32_t i = 0;
-#pragma GCC unroll 4
-    for (; i + 1 < n; i += 2) {
-        const uint32_t x = load_pair(frame + i);
-        MAX_MIN16(x, mx, mn);
-    }
-    int32_t hi = (int16_t)(mx & 0xFFFFu), lo = (int16_t)(mn & 0xFFFFu);
-    hi = (int16_t)(mx >> 16) > hi ? (int16_t)(mx >> 16) : hi;
-    lo = (int16_t)(mn >> 16) < lo ? (int16_t)(mn >> 16) : lo;
-    if (i < n) {
-        hi = frame[i] > hi ? frame[i] : hi;
-        lo = frame[i] < lo ? frame[i] : lo;
-    }
-    const uint32_t peak = (uint32_t)(hi > -lo ? hi : -lo);
+    // 1. block scaling from the frame's peak.
     const int32_t s = peak ? 13 - (31 - __builtin_clz(peak)) : 13;  // silent: as for a peak of 1
 
     // 2a. first stage (quarter 1) from the windowed frame; outputs stored unhalved.

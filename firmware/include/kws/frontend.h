@@ -89,6 +89,7 @@ typedef struct {
     int32_t samples_seen;                       // saturates at history_samples
     int32_t log2_norm_q24;                      // log2 of the normalization divisor, Q24
     int32_t norm_max;                           // the divisor in sample units (32768 for FIXED)
+    uint32_t hop_peak;                          // max |sample| of the newest hop (window <= 2 hops)
 } kws_frontend_t;
 
 // Working memory of one frame, reused from frame to frame (may be shared with other stages
@@ -133,6 +134,14 @@ int32_t kws_frontend_clip(kws_frontend_t *fe, const kws_frontend_config_t *cfg, 
 // the block-scaling exponent s. The source states the exact integer definition, which every
 // build reproduces bit for bit.
 int32_t kws_frontend_spectrum(const kws_frontend_config_t *cfg, const int16_t *frame, kws_frontend_scratch_t *scratch);
+
+// The same with the frame's largest |sample| given (kws_frontend_peak of frame[0 .. window_samples)),
+// for callers that know it already (kws_frontend_push keeps the peaks of the hops it has seen).
+int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16_t *frame, uint32_t peak,
+                                   kws_frontend_scratch_t *scratch);
+
+// max |x[i]| over x[0 .. n) (0 for n <= 0; 32768 for a sample of -32768).
+uint32_t kws_frontend_peak(const int16_t *x, int32_t n);
 
 #ifdef __cplusplus
 }

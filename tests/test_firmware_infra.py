@@ -206,17 +206,16 @@ def test_kernels_override_replaces_and_adds(tmp_path):
     (app / "main.c").write_text(
         '#include <stdio.h>\n#include "kws/board.h"\n#include "probe.h"\n'
         "int main(void) {\n"
-        "    board_audio_config cfg = {16000, 320, 0, 0};\n"
-        '    printf("audio %d probe %d\\n", board_audio_start(&cfg), probe_value());\n'
+        "    board_timestamp_pulse();\n"
+        '    printf("probe %d\\n", probe_value());\n'
         "    return 0;\n}\n")
     extra = tmp_path / "extra_probe.c"
     extra.write_text('#include "probe.h"\nint probe_value(void) { return 1; }\n')
     kernels = tmp_path / "kernels" / "host"
     kernels.mkdir(parents=True)
     (kernels / "board_default.c").write_text(
-        '#include "kws/board.h"\n'
-        "int board_audio_start(const board_audio_config *cfg) { return (int)cfg->block_samples / 8; }\n"
-        "void board_audio_stop(void) {}\n")
+        '#include <stdio.h>\n#include "kws/board.h"\n'
+        'void board_timestamp_pulse(void) { printf("pulse\\n"); }\n')
     (kernels / "probe.c").write_text('#include "probe.h"\nint probe_value(void) { return 2; }\n')
 
     plain = qemu.build("host", "probe", extra_srcs=[extra], extra_inc=[inc], build_dir=tmp_path / "b1",
@@ -225,8 +224,8 @@ def test_kernels_override_replaces_and_adds(tmp_path):
                           make_vars={"APP_DIR": str(app), "KERNELS_DIR": str(tmp_path / "kernels")})
     out_plain = subprocess.run([str(plain)], capture_output=True, text=True, timeout=10).stdout
     out_override = subprocess.run([str(override)], capture_output=True, text=True, timeout=10).stdout
-    assert out_plain == "audio -1 probe 1\n"       # src/board_default.c: audio unsupported
-    assert out_override == "audio 40 probe 2\n"    # replaced by kernels/host/board_default.c, probe.c added
+    assert out_plain == "probe 1\n"              # src/board_default.c: the pulse does nothing
+    assert out_override == "pulse\nprobe 2\n"    # replaced by kernels/host/board_default.c, probe.c added
 
 
 def test_changed_flags_rebuild(tmp_path):

@@ -207,3 +207,105 @@ def test_cli_writes_features(tmp_path, clips, capsys):
     np.testing.assert_array_equal(d["x"][1], features.compute(clips[2]))
     assert main(["features", str(tmp_path / "in"), "--out", str(out)]) == 2  # never overwrites
     assert "already exists" in capsys.readouterr().err
+
+
+# Frontend shapes beyond the two shipped presets: every FFT size, odd windows, windows over one, two
+# and several hops, the band up to Nyquist, each rounding and overflow rule.
+OTHER_SHAPES = [
+    config.FrontendPreset(name="t_fft32", window_samples=30, hop_samples=16, fft_size=32, num_mel=4, num_coeffs=0,
+                          mel_low_hz=300.0, mel_high_hz=7000.0, out_scale=0.05),
+    config.FrontendPreset(name="t_fft128_odd", window_samples=101, hop_samples=64, fft_size=128, num_mel=10,
+                          num_coeffs=5, normalize="clip_max", out_scale=0.3, out_zero_point=-20,
+                          out_rounding="trunc", out_overflow="wrap"),
+    config.FrontendPreset(name="t_three_hops", window_samples=400, hop_samples=160, num_mel=64, num_coeffs=13,
+                          mel_low_hz=60.0, mel_high_hz=7800.0, out_scale=0.7, out_zero_point=3),
+    config.FrontendPreset(name="t_hop_over_window", window_samples=400, hop_samples=480, num_coeffs=0, out_scale=0.1,
+                          out_zero_point=11, out_rounding="trunc"),
+    config.FrontendPreset(name="t_to_nyquist", window_samples=512, hop_samples=256, num_coeffs=0, mel_low_hz=0.0,
+                          mel_high_hz=8000.0, out_scale=0.1, out_zero_point=11, log_floor=1e-9, out_overflow="wrap"),
+]
+
+
+def _float_features(pcm: np.ndarray, p: config.FrontendPreset) -> np.ndarray:
+    """The preset's float definition (periodic Hann, |rfft|, TensorFlow's mel matrix, ln(x + floor),
+    DCT-II or the bands, / out_scale + zero point) before the int8 cast: float64 [frames, row_size]."""
+    x = pcm.astype(np.float64) / 32768.0
+    win = tables.hann_periodic(p.window_samples)
+    frames = 1 + (len(x) - p.window_samples) // p.hop_samples
+    spec = np.stack([np.abs(np.fft.rfft(x[i * p.hop_samples: i * p.hop_samples + p.window_samples] * win,
+                                        n=p.fft_size)) for i in range(frames)])
+    logmel = np.log(spec @ tables.mel_matrix(p) + p.log_floor)
+    out = logmel @ tables.dct_matrix(p.num_coeffs, p.num_mel).T if p.num_coeffs else logmel
+    return out / p.out_scale + p.out_zero_point
+
+
+def _cast(v: np.ndarray, p: config.FrontendPreset) -> np.ndarray:
+    q = np.trunc(v) if p.out_rounding == "trunc" else np.sign(v) * np.floor(np.abs(v) + 0.5)
+    q = q.astype(np.int64)
+    return (((q + 128) % 256) - 128) if p.out_overflow == "wrap" else np.clip(q, -128, 127)
+
+
+@pytest.mark.parametrize("p", OTHER_SHAPES, ids=lambda p: p.name)
+def test_other_shapes_follow_the_float_definition_and_stream_like_whole_clips(p):
+    from kws.features import native
+
+    fe = native.NativeFrontend(tables.build(p))
+    rng = np.random.default_rng(11)
+    clips = [_pcm(speechlike(1.0, seed=s, amp=a)) for s, a in zip(range(4), (0.9, 0.3, 0.05, 0.6))]
+    clips.append(_pcm(0.3 * rng.standard_normal(16000).clip(-3, 3) / 3))
+    diffs, outs = [], []
+    for pcm in clips:
+        ours = fe.stream(pcm)  # fixed gain: pcm / 32768 (norm_max 32768)
+        ref = _cast(_float_features(pcm[: len(pcm) - len(pcm) % p.hop_samples], p), p)
+        assert ours.shape == ref.shape and len(ours) > 10
+        d = np.abs(ours.astype(int) - ref)
+        if p.out_overflow == "wrap":
+            d = np.minimum(d, 256 - d)
+        diffs.append(d.ravel())
+        outs.append(ours)
+        if not p.clip_samples and p.normalize == "fixed":
+            np.testing.assert_array_equal(fe.clip(pcm)[: len(ours)], ours[: len(fe.clip(pcm))])
+    d = np.concatenate(diffs)
+    # integer rounding shows near the log floor (quiet bands at a 0.1 step): rarely more than 1 LSB
+    assert (d <= 1).mean() >= 0.99 and d.max() <= 5, np.bincount(d)
+    allout = np.concatenate([o.ravel() for o in outs])
+    assert len({o.tobytes() for o in outs}) == len(clips) and allout.std() > 3  # outputs vary
+
+
+@pytest.mark.parametrize("p", [*config.FRONTEND_PRESETS.values(), *OTHER_SHAPES], ids=lambda p: p.name)
+def test_tables_hold_the_mel_matrix_and_the_twiddles(p):
+    t = tables.build(p)
+    # the two-band segments give back every Q15 weight of the mel matrix, and no other
+    wq = np.round(tables.mel_matrix(p) * tables.Q15).astype(np.int64)
+    dense = np.zeros_like(wq)
+    seg = t.mel_seg_start.astype(int)
+    assert seg[0] == t.bin_lo and seg[-1] == t.bin_hi + 1 and (np.diff(seg) >= 0).all()
+    for u in range(p.num_mel + 1):
+        for k in range(seg[u], seg[u + 1]):
+            w = int(t.mel_pair_weights[k - t.bin_lo])
+            if u >= 1:
+                dense[k, u - 1] += w & 0xFFFF
+            if u < p.num_mel:
+                dense[k, u] += w >> 16
+            assert (u >= 1 or w & 0xFFFF == 0) and (u < p.num_mel or w >> 16 == 0)
+    np.testing.assert_array_equal(dense, wq)
+    assert wq.sum() > 0
+
+    def decode(v):
+        v = np.asarray(v).astype(np.int64) & 0xFFFFFFFF
+        lo, hi = v & 0xFFFF, v >> 16
+        return (lo - (lo >= 32768) * 65536 + 1j * (hi - (hi >= 32768) * 65536)) / 32768.0  # cos + i (-sin)
+
+    m = p.fft_size // 2
+    np.testing.assert_allclose(decode(t.twiddle), np.exp(-2j * np.pi * np.arange(m) / p.fft_size), atol=2 ** -15)
+    # radix-4 stages of span 16, 64, .. m: (W^j, W^2j, W^3j), j = 1 .. span/4 - 1, W = exp(-2 pi i / span)
+    want, span = [], 16
+    while span <= m:
+        j = np.arange(1, span // 4)
+        want.append(np.exp(-2j * np.pi * np.stack([j, 2 * j, 3 * j], axis=1) / span).ravel())
+        span *= 4
+    np.testing.assert_allclose(decode(t.fft_twiddle), np.concatenate(want), atol=2 ** -15)
+    if p.num_coeffs == 0:  # log-mel: the output is gain * ln(mel), no matrix stored
+        assert t.out_matrix.size == 0 and t.out_gain_q24 == round(2 ** 24 / p.out_scale)
+    else:
+        assert t.out_matrix.shape == (p.num_coeffs, p.num_mel)

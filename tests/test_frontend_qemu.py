@@ -17,7 +17,9 @@ pytestmark = [
                        reason="qemu-system-arm / arm-none-eabi-gcc not installed (`make setup` installs them)"),
 ]
 
-HOP_BUDGET_INSTRUCTIONS = 40_000  # issue 3's goal for one 20 ms hop of mlperf_kws01
+# Instructions per 20 ms hop (median): issue 3's goal was 40,000 for mlperf_kws01; these bounds sit ~5 %
+# above what the current code measures (27.7 K and 31.4 K), so a slower frontend fails here.
+HOP_BUDGET_INSTRUCTIONS = {"mlperf_kws01": 29_000, "ww_logmel40": 33_000}
 
 
 def _clips(shared_dir) -> np.ndarray:
@@ -58,9 +60,9 @@ def test_cortex_m4_bytes_equal_host_bytes(preset, clip_set, tmp_path):
     np.testing.assert_array_equal(run.features, host)
     # the outputs vary: different clips, different rows
     assert len({f.tobytes() for f in run.features}) == len(clip_set) and run.features.std() > 3
+    per_hop = run.instructions_per_row
+    assert np.median(per_hop) <= HOP_BUDGET_INSTRUCTIONS[preset], np.median(per_hop)
     if preset == "mlperf_kws01":
-        per_hop = run.instructions_per_row
-        assert np.median(per_hop) <= HOP_BUDGET_INSTRUCTIONS, np.median(per_hop)
         again = device.run_check(clip_set[:3], preset=preset, elf=elf)
         np.testing.assert_array_equal(again.ticks_per_row, run.ticks_per_row[:3])  # -icount: repeatable
         mem = device.memory_report(elf)

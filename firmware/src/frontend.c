@@ -39,6 +39,18 @@ void kws_frontend_reset(kws_frontend_t *fe) {
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+// x >> 16 saturated to [-128, 127]: one SSAT on Cortex-M, the same clamp in C elsewhere.
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+static ALWAYS_INLINE int32_t sat8_asr16(int32_t x) {
+    int32_t r;
+    __asm__("ssat %0, #8, %1, asr #16" : "=r"(r) : "r"(x) : "cc");
+    return r;
+}
+#define SAT8_ASR16(x) sat8_asr16(x)
+#else
+#define SAT8_ASR16(x) ((x) >> 16 > 127 ? 127 : ((x) >> 16 < -128 ? -128 : (x) >> 16))
+#endif
+
 // log2(u) in Q24 for u > 0: the exponent from the leading bit, the fraction by linear
 // interpolation in cfg->log2_table over the next 8 + 23 bits. (The table increases, so the
 // interpolation step is a 32 x 32 -> high 32 unsigned product: (d * rem) >> 23 = (d * (rem << 9)) >> 32.)
@@ -96,11 +108,11 @@ static ALWAYS_INLINE int8_t to_int8(const int32_t ROUNDING, const int32_t OVERFL
     const int64_t neg = v_q48 >> 63;  // -1 or 0
     const int64_t t = ROUNDING == KWS_FRONTEND_ROUND_TRUNC ? v_q48 + (neg & (((int64_t)1 << 48) - 1))
                                                             : v_q48 + ((int64_t)1 << 47) + neg;
-    const int32_t q = (int32_t)(t >> 48);  // |q| <= 2^15
+    const int32_t t_hi = (int32_t)(t >> 32);  // q = t >> 48 = t_hi >> 16, |q| <= 2^15
     if (OVERFLOW == KWS_FRONTEND_WRAP) {
-        return (int8_t)(uint8_t)((uint32_t)q & 0xFFu);
+        return (int8_t)(uint8_t)((uint32_t)(t_hi >> 16) & 0xFFu);
     }
-    return (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q));
+    return (int8_t)SAT8_ASR16(t_hi);
 }
 
 // Log-mel rows: row[b] = int8(zp + gain * ln[b]) (the output matrix is gain times the identity).

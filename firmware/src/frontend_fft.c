@@ -72,12 +72,20 @@ typedef struct {
 #define STORE_C(p, OFF, re, im)                                                                          \
     __asm__("strd %1, %2, [%3, %4]" : "=m"(*(kws_fft_pair_t *)(void *)((p) + (OFF)))                    \
             : "r"(re), "r"(im), "r"(p), "n"(4 * (OFF)))
+// x >> n for n in [0, 32] (32 gives 0): LSR by a register does that on Arm.
+static inline uint32_t lsr32(uint32_t x, int32_t n) {
+    uint32_t r;
+    __asm__("lsr %0, %1, %2" : "=r"(r) : "r"(x), "r"(n));
+    return r;
+}
+#define LSR32(x, n) lsr32((x), (n))
 #define MULW_LO(a, w) mulw_lo((a), (int32_t)(w))
 #define MULW_HI(a, w) mulw_hi((a), (int32_t)(w))
 #define MLAW_LO(a, w, acc) mlaw_lo((a), (int32_t)(w), (acc))
 #define MUL_BB(a, b) mul_bb((a), (b))
 #define MUL_TT(a, b) mul_tt((a), (b))
 #else
+#define LSR32(x, n) ((n) < 32 ? (x) >> (n) : 0u)
 #define LOAD_C(p, OFF, re, im) ((re) = (p)[OFF], (im) = (p)[(OFF) + 1])
 #define STORE_C(p, OFF, re, im) ((p)[OFF] = (re), (p)[(OFF) + 1] = (im))
 #define MULW_LO(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) & 0xFFFFu)) >> 16))
@@ -132,7 +140,7 @@ static ALWAYS_INLINE uint32_t kws_isqrt64(uint32_t lo, uint32_t hi) {
         // p has 64 - c >= 33 bits (c = clz(hi)): e = (33 - c) >> 1 = 16 - L / 2 >= 1 with L = c rounded
         // down to even, and p >> 2e = the top word of p << L.
         const int32_t l = __builtin_clz(hi) & ~1;
-        const uint32_t pn = (hi << l) | ((lo >> 1) >> (31 - l));
+        const uint32_t pn = (hi << l) | LSR32(lo, 32 - l);
         return isqrt_normalized(pn) << (16 - (l >> 1));
     }
     if (lo == 0) {

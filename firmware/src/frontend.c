@@ -164,7 +164,6 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, uint32_t peak, kws_fro
     uint64_t acc_lo = floor_term, acc_hi = floor_term;
     for (int32_t u = 0; u <= num_mel; u++) {
         const int32_t nb = seg[u + 1] - seg[u];
-#pragma GCC unroll 2
         for (int32_t k = 0; k < nb; k++) {
             const uint32_t wk = w[k], x = mag[k];
             acc_lo += (uint64_t)(wk & 0xFFFFu) * x;

@@ -142,7 +142,17 @@ __attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args
         "bne 1b\n"
         ".Ldwl5_tail:\n\t"
         "ldr r3, [sp, #12]\n\t"
-        "cbz r3, 3f\n\t" M4_DWL_PAIR5
+        "cbz r3, 3f\n\t"                 // an odd last output: the even half of a pair
+        "ldm r0, {r10, r11, r12}\n\t"
+        "smlad lr, r10, r4, r9\n\t"
+        "smlad lr, r11, r5, lr\n\t"
+        "smlabb lr, r12, r6, lr\n\t"
+        "ldrd r11, r12, [sp]\n\t"
+        "add r12, r12, lr, asr #31\n\t"
+        "smmlar lr, lr, r11, r12\n\t"
+        "ldr r11, [sp, #8]\n\t"
+        "asr lr, lr, r11\n\t"
+        "ssat lr, #8, lr\n\t"
         "strb lr, [r1]\n"
         "3:\n\t"
         "ldr r3, [sp, #16]\n\t"

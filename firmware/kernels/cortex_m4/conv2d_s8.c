@@ -15,6 +15,11 @@
 //
 // Scratch: two columns of K4 int16, interleaved word by word (word k of pixel A, then of pixel B):
 // 4 * K4 bytes.
+//
+// Patches that are contiguous input bytes (1x1 without padding; whole input rows when k_w == in_w, as
+// in 1-D convolutions over time) are widened straight from the input; runs of evenly spaced ones go
+// pair by pair to the assembly GEMM. An odd last pixel goes alone (gemm_1x4_asm) when the assembly
+// applies.
 #include "kws/nn.h"
 #include "nn/nn_fixedpoint.h"
 #include "nn/nn_ref.h"

@@ -9,8 +9,10 @@
 //   out[y]     = bias + sum_i SMLAD(A_i, E_i)   with E_i = (w[2i], w[2i + 1])
 //   out[y + 1] = bias + sum_i SMLAD(A_i, O_i)   with O_i = (w[2i - 1], w[2i])
 // (w[-1] = w[K] = ... = 0), so one load of J words serves both outputs. Weights are doubled int16
-// (nn_m4.h). For K = 5 the channel loop is in assembly (E2 = (w4, 0) and O0 = (0, w0) share one
-// register as (w4, w0), read with SMLABB and SMLATT).
+// (nn_m4.h). For K = 5 with the int8 clamp, the channels of a group and the plane fill are in
+// assembly: E2 = (w4, 0) and O0 = (0, w0) share one register as (w4, w0), read with SMLABB and SMLATT;
+// the pair loop has one copy per shift e <= 12 whose SSAT shifts by an immediate (a per-channel TBH
+// picks it), and a generic copy. Other K and clamps: the portable line_channel.
 //
 // Packed layout (int32 words): [KWS_M4_PACK_DWLINE, KWS_M4_RQ_FAST, K, R], then per channel 2J + 4
 // words: E_0 .. E_{J-1}, O_0 .. O_{J-1}, bias2, m, c, e. Each plane holds R = ceil(out_len / 2) + J - 1

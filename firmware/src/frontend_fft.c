@@ -61,8 +61,9 @@ static inline int32_t mul_tt(uint32_t a, uint32_t b) {
         __asm__("ssub16 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(d_), "+r"(mx) : "r"(x) : "cc");           \
         __asm__("ssub16 %0, %2, %1\n\tsel %1, %1, %2" : "=&r"(d_), "+r"(mn) : "r"(x) : "cc");           \
     } while (0)
-// A complex value (two int32 words) at word offset OFF (a constant) from p: one LDRD / STRD (GCC
-// splits 64-bit accesses into word accesses when it can).
+#if defined(__OPTIMIZE__)
+// A complex value (two int32 words) at word offset OFF (a constant once inlined, hence optimized
+// builds only) from p: one LDRD / STRD (GCC splits 64-bit accesses into word accesses when it can).
 typedef struct {
     int32_t v[2];
 } kws_fft_pair_t;
@@ -72,6 +73,7 @@ typedef struct {
 #define STORE_C(p, OFF, re, im)                                                                          \
     __asm__("strd %1, %2, [%3, %4]" : "=m"(*(kws_fft_pair_t *)(void *)((p) + (OFF)))                    \
             : "r"(re), "r"(im), "r"(p), "n"(4 * (OFF)))
+#endif
 // x >> n for n in [0, 32] (32 gives 0): LSR by a register does that on Arm.
 static inline uint32_t lsr32(uint32_t x, int32_t n) {
     uint32_t r;
@@ -86,8 +88,6 @@ static inline uint32_t lsr32(uint32_t x, int32_t n) {
 #define MUL_TT(a, b) mul_tt((a), (b))
 #else
 #define LSR32(x, n) ((n) < 32 ? (x) >> (n) : 0u)
-#define LOAD_C(p, OFF, re, im) ((re) = (p)[OFF], (im) = (p)[(OFF) + 1])
-#define STORE_C(p, OFF, re, im) ((p)[OFF] = (re), (p)[(OFF) + 1] = (im))
 #define MULW_LO(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) & 0xFFFFu)) >> 16))
 #define MULW_HI(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) >> 16)) >> 16))
 #define MLAW_LO(a, w, acc) ((acc) + MULW_LO((a), (w)))
@@ -107,6 +107,10 @@ static inline uint32_t lane_min(uint32_t x, uint32_t m) {
         (mn) = lane_min((x), (mn)) | (lane_min((x) >> 16, (mn) >> 16) << 16);               \
     } while (0)
 #endif
+#ifndef LOAD_C
+#define LOAD_C(p, OFF, re, im) ((re) = (p)[OFF], (im) = (p)[(OFF) + 1])
+#define STORE_C(p, OFF, re, im) ((p)[OFF] = (re), (p)[(OFF) + 1] = (im))
+#endif
 
 // (a * W) / 2 for complex a and packed twiddle W = cos | (-sin) << 16 (Q15 each).
 #define CMUL_HALF(ar, ai, w, outr, outi)                 \
@@ -119,14 +123,15 @@ static inline uint32_t lane_min(uint32_t x, uint32_t m) {
 
 // Two consecutive int16 samples as one word (low half = p[0]); any 2-byte alignment.
 static ALWAYS_INLINE uint32_t load_pair(const int16_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (uint16_t)p[0] | ((uint32_t)(uint16_t)p[1] << 16);
+#else
     uint32_t v;
     memcpy(&v, p, sizeof(v));
     return v;
+#endif
 }
 
-// sqrt(p) for p = hi:lo < 2^63, within about 1e-4 relative: p is moved into [2^30, 2^32) by an even
-// shift 2e, a two-piece linear first guess (within 1.5 %) is refined by one Newton step (a 32-bit
-// divide), and shifted back (g << e, or rounded g >> -e).
 // The guess and the Newton step for pn in [2^30, 2^32): about sqrt(pn).
 static ALWAYS_INLINE uint32_t isqrt_normalized(uint32_t pn) {
     // x = pn / 2^30 in [1, 4): sqrt(x) ~ 0.4142 x + 0.5947 on [1, 2), 0.2929 x + 0.8410 on [2, 4)

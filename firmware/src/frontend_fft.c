@@ -14,11 +14,13 @@
 //
 // How it is computed (the same values, fewer instructions): the first radix-4 stage reads the frame
 // and the window directly (step 1's scaled value halved is one shift of the product: v << (s - 1), or
-// (v + round) >> (1 - s)), so the digit-reversed frame is never stored; the other stages run with
-// their twiddles in stage order (cfg->fft_twiddle) and constant strides; bins k and m - k share their
-// split-step sums. On Cortex-M with the DSP extension the (a * w) >> 16 products are single
-// SMULWB/SMULWT/SMLAWB instructions, the window products SMULBB/SMULTT on sample pairs and the frame
-// peak a packed SSUB16/SEL maximum and minimum; elsewhere the same arithmetic in C.
+// (v + round) >> (1 - s)), so the digit-reversed frame is never stored; every stage but the last
+// stores its four-point sums unhalved and the next stage halves them as it reads them (x >> 1 >> 1 =
+// x >> 2); the other stages run with their twiddles in stage order (cfg->fft_twiddle) and constant
+// strides; bins k and m - k share their split-step sums. On Cortex-M with the DSP extension the
+// (a * w) >> 16 products are single SMULWB/SMULWT/SMLAWB instructions, the window products
+// SMULBB/SMULTT on sample pairs, complex values one LDRD/STRD, and the frame peak a packed SSUB16/SEL
+// maximum and minimum; elsewhere the same arithmetic in C (so host and device agree by construction).
 #include "kws/frontend.h"
 
 #include <stdint.h>

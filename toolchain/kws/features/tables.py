@@ -10,6 +10,10 @@ Float definitions (the MLPerf Tiny / TensorFlow ones):
   bins at linspace(0, sr/2, fft/2+1) with the DC bin zeroed, triangles between num_mel + 2 edges
   equally spaced in mel from mel_low_hz to mel_high_hz.
 - DCT: tf.signal.mfccs_from_log_mel_spectrograms: D[k, n] = 2 cos(pi k (2n+1) / (2N)) / sqrt(2N).
+
+Layouts chosen for the C code's speed (same numbers): twiddles once for the split step and once in
+radix-4 stage order; the mel matrix as segments of bins that weigh into two adjacent bands (one pass
+over the bins); log-mel presets store 1/out_scale instead of an identity matrix.
 """
 
 from __future__ import annotations

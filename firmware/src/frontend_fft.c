@@ -169,53 +169,61 @@ static ALWAYS_INLINE uint32_t magnitude(int32_t xr, int32_t xi) {
 // inputs already scaled (t0 = a >> 1, twiddled ones (a * w) >> 16 per product). Each output is
 // (four-point sum) >> 1; with HALVE = 0 the sum itself is stored and the next stage halves it when
 // it reads it (x >> 1 >> 1 = x >> 2, one shift folded into an add), the same value in fewer steps.
-static ALWAYS_INLINE void butterfly_out(int32_t *pa, int32_t *pb, const int32_t off, int32_t t0r, int32_t t0i,
-                                        int32_t t1r, int32_t t1i, int32_t t2r, int32_t t2i, int32_t t3r,
-                                        int32_t t3i, const int HALVE) {
+static ALWAYS_INLINE void butterfly_out(int32_t *pa, int32_t *pb, const int32_t off, const int32_t offb, int32_t t0r,
+                                        int32_t t0i, int32_t t1r, int32_t t1i, int32_t t2r, int32_t t2i,
+                                        int32_t t3r, int32_t t3i, const int HALVE) {
     const int32_t s02r = t0r + t2r, s02i = t0i + t2i, d02r = t0r - t2r, d02i = t0i - t2i;
     const int32_t s13r = t1r + t3r, s13i = t1i + t3i, d13r = t1r - t3r, d13i = t1i - t3i;
     const int h = HALVE ? 1 : 0;
     STORE_C(pa, 0, (s02r + s13r) >> h, (s02i + s13i) >> h);    // t0 + t1 + t2 + t3
     STORE_C(pa, off, (d02r + d13i) >> h, (d02i - d13r) >> h);  // t0 - i t1 - t2 + i t3
-    STORE_C(pb, 0, (s02r - s13r) >> h, (s02i - s13i) >> h);    // t0 - t1 + t2 - t3
-    STORE_C(pb, off, (d02r - d13i) >> h, (d02i + d13r) >> h);  // t0 + i t1 - t2 - i t3
+    STORE_C(pb, offb, (s02r - s13r) >> h, (s02i - s13i) >> h);        // t0 - t1 + t2 - t3
+    STORE_C(pb, offb + off, (d02r - d13i) >> h, (d02i + d13r) >> h);  // t0 + i t1 - t2 - i t3
 }
 
-// Butterflies of the later stages on pa[0], pa[off], pb[0], pb[off] (pb = pa + 2 off), whose inputs
+// Butterflies of the later stages on pa[0], pa[off], pb[offb], pb[offb + off] (pb + offb = pa + 2 off:
+// one pointer where the offsets fit an LDRD, two where they do not), whose inputs
 // are stored unhalved (x = 2 a + 0 or 1, a = x >> 1); read in the order they are consumed.
-static ALWAYS_INLINE void butterfly_plain(int32_t *pa, int32_t *pb, const int32_t off, const int HALVE) {
+static ALWAYS_INLINE void butterfly_plain(int32_t *pa, int32_t *pb, const int32_t off, const int32_t offb,
+                                          const int HALVE) {
     int32_t a0r, a0i, a1r, a1i, a2r, a2i, a3r, a3i;
-    LOAD_C(pb, 0, a2r, a2i);
+    LOAD_C(pb, offb, a2r, a2i);
     LOAD_C(pa, 0, a0r, a0i);
     LOAD_C(pa, off, a1r, a1i);
-    LOAD_C(pb, off, a3r, a3i);
-    butterfly_out(pa, pb, off, a0r >> 2, a0i >> 2, a1r >> 2, a1i >> 2, a2r >> 2, a2i >> 2, a3r >> 2, a3i >> 2, HALVE);
+    LOAD_C(pb, offb + off, a3r, a3i);
+    butterfly_out(pa, pb, off, offb, a0r >> 2, a0i >> 2, a1r >> 2, a1i >> 2, a2r >> 2, a2i >> 2, a3r >> 2, a3i >> 2, HALVE);
 }
 
-static ALWAYS_INLINE void butterfly_twiddled(int32_t *pa, int32_t *pb, const int32_t off, const uint32_t *w,
-                                             const int HALVE) {
+static ALWAYS_INLINE void butterfly_twiddled(int32_t *pa, int32_t *pb, const int32_t off, const int32_t offb,
+                                             const uint32_t *w, const int HALVE) {
     int32_t a0r, a0i, a1r, a1i, a2r, a2i, a3r, a3i, t1r, t1i, t2r, t2i, t3r, t3i;
-    LOAD_C(pb, 0, a2r, a2i);
+    LOAD_C(pb, offb, a2r, a2i);
     CMUL_HALF(a2r >> 1, a2i >> 1, w[1], t2r, t2i);
     LOAD_C(pa, 0, a0r, a0i);
     LOAD_C(pa, off, a1r, a1i);
     CMUL_HALF(a1r >> 1, a1i >> 1, w[0], t1r, t1i);
-    LOAD_C(pb, off, a3r, a3i);
+    LOAD_C(pb, offb + off, a3r, a3i);
     CMUL_HALF(a3r >> 1, a3i >> 1, w[2], t3r, t3i);
-    butterfly_out(pa, pb, off, a0r >> 2, a0i >> 2, t1r, t1i, t2r, t2i, t3r, t3i, HALVE);
+    butterfly_out(pa, pb, off, offb, a0r >> 2, a0i >> 2, t1r, t1i, t2r, t2i, t3r, t3i, HALVE);
 }
 
 // One radix-4 stage of span 4q over z[0 .. m) with the stage's twiddles tw = (W^j, W^2j, W^3j) for
 // j = 1 .. q-1, W = exp(-2 pi i / 4q). q and HALVE are constants where inlined, so the strides are too.
 static ALWAYS_INLINE void radix4_stage(int32_t *z, int32_t m, const uint32_t *tw, const int32_t q, const int HALVE) {
+    const int two = q >= 64;  // p[3 off] is 24 q bytes away: beyond LDRD's reach (1020) from q = 64 on
+    const int32_t off = 2 * q, offb = two ? 0 : 2 * off;
     for (int32_t g = 0; g < m; g += 4 * q) {
-        int32_t *pa = &z[2 * g], *pb = pa + 4 * q;
-        butterfly_plain(pa, pb, 2 * q, HALVE);
+        int32_t *pa = &z[2 * g], *pb = two ? pa + 2 * off : pa;
+        butterfly_plain(pa, pb, off, offb, HALVE);
         const uint32_t *w = tw, *const w_end = tw + 3 * (q - 1);
         for (; w < w_end; w += 3) {
             pa += 2;
-            pb += 2;
-            butterfly_twiddled(pa, pb, 2 * q, w, HALVE);
+            if (two) {
+                pb += 2;
+            } else {
+                pb = pa;
+            }
+            butterfly_twiddled(pa, pb, off, offb, w, HALVE);
         }
     }
 }
@@ -247,7 +255,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         fv = load_pair(f + 3 * step);
         wv = load_pair(w + 3 * step);
         const int32_t t3r = KWS_SCALED(MUL_BB(fv, wv)), t3i = KWS_SCALED(MUL_TT(fv, wv));
-        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]], 2, 4, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
     }
     for (int32_t n0 = n4; n0 < n3; n0++) {
         const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
@@ -259,7 +267,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         fv = load_pair(f + step);
         wv = load_pair(w + step);
         const int32_t t1r = KWS_SCALED(MUL_BB(fv, wv)), t1i = KWS_SCALED(MUL_TT(fv, wv));
-        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]], 2, 4, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
     }
 #undef KWS_SCALED
 }
@@ -334,7 +342,7 @@ int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16
             t[2 * q] = j < n ? halve_scaled((int32_t)frame[j] * win[j], s) : 0;
             t[2 * q + 1] = j + 1 < n ? halve_scaled((int32_t)frame[j + 1] * win[j + 1], s) : 0;
         }
-        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]] + 4, 2, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0);
+        butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]], 2, 4, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0);
     }
     // 2b. the other stages, span 16, 64, 256; the last one stores halved (true) values.
     const uint32_t *tw = (const uint32_t *)cfg->fft_twiddle;

@@ -389,26 +389,18 @@ int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16
     }
     for (int32_t k = blo; k <= bhi; k++) {
         if (k == plo) {
-            const int32_t *zk = &z[2 * plo], *zc = &z[2 * (m - plo)];
-            const uint32_t *wp = &wk[plo], *wc = &wk[m - plo];
-            uint32_t *mk = &mag[plo], *mc = &mag[m - plo];
-            for (int32_t left = phi - plo + 1; left > 0; left--) {
+            // k indexes twiddles and magnitudes from the bottom, m - k from the top: one index
+            for (int32_t i = plo; i <= phi; i++) {
                 int32_t zr, zi, cr, ci;
-                LOAD_C(zk, 0, zr, zi);
-                LOAD_C(zc, 0, cr, ci);
+                LOAD_C(&z[2 * i], 0, zr, zi);
+                LOAD_C(&z[2 * (m - i)], 0, cr, ci);
                 const int32_t nr = zi + ci, ni = cr - zr, nic = zr - cr;
                 const int32_t a = (zr + cr) >> 1;
                 int32_t tr, ti, ur, ui;
-                CMUL_HALF(nr, ni, *wp, tr, ti);
-                *mk = magnitude(a + tr, ((zi - ci) >> 1) + ti);
-                CMUL_HALF(nr, nic, *wc, ur, ui);
-                *mc = magnitude(a + ur, ((ci - zi) >> 1) + ui);
-                zk += 2;
-                zc -= 2;
-                wp++;
-                wc--;
-                mk++;
-                mc--;
+                CMUL_HALF(nr, ni, wk[i], tr, ti);
+                mag[i] = magnitude(a + tr, ((zi - ci) >> 1) + ti);
+                CMUL_HALF(nr, nic, wk[m - i], ur, ui);
+                mag[m - i] = magnitude(a + ur, ((ci - zi) >> 1) + ui);
             }
             k = phi;
             continue;

@@ -409,8 +409,9 @@ int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16
             k = m - plo;  // done with their pairs
             continue;
         }
-        const int32_t zr = z[2 * k], zi = z[2 * k + 1];
-        const int32_t cr = z[2 * (m - k)], ci = z[2 * (m - k) + 1];
+        int32_t zr, zi, cr, ci;
+        LOAD_C(&z[2 * k], 0, zr, zi);
+        LOAD_C(&z[2 * (m - k)], 0, cr, ci);
         const int32_t nr = zi + ci, ni = cr - zr;  // -i (Z[k] - conj Z[m-k])
         int32_t tr, ti;
         CMUL_HALF(nr, ni, wk[k], tr, ti);

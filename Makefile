@@ -68,6 +68,8 @@ sim: setup
 # board's probe (pyocd, else openocd; see toolchain/kws/flash.py). DRY_RUN=1 prints the commands only.
 # MODEL counts only when given on the command line or in the environment (not the default above).
 flash: setup
+	@$(PY) -c 'import pyocd' 2>/dev/null || command -v openocd >/dev/null || \
+		$(PY) -m pip install -q --disable-pip-version-check -e '.[flash]'
 	@$(PY) -m kws.flash --board $(BOARD) $(if $(APP),--app $(APP)) \
 		$(if $(filter command line environment,$(origin MODEL)),--model $(MODEL)) \
 		$(if $(filter 1,$(DRY_RUN)),--dry-run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -114,8 +115,10 @@ def test_thresholds_json_describes_the_deployed_detector(trained):
     from kws.evaluate import streaming
 
     _, dep = streaming.load_deployment(trained["out"])
-    assert dep.preset == "ww_logmel40" and dep.window_frames == 49 and dep.stride_hops == 4
-    assert 0 <= dep.threshold <= 255 and dep.window in (1, 2) and dep.refractory == 7   # ceil(500 / 80)
+    stride = config.ModelConfig().stride_hops
+    assert dep.preset == "ww_logmel40" and dep.window_frames == 49 and dep.stride_hops == stride
+    # the tiny config's 500 ms refractory period in invocations of stride x 20 ms
+    assert 0 <= dep.threshold <= 255 and dep.window in (1, 2) and dep.refractory == math.ceil(500 / (20 * stride))
     doc = json.loads((trained["out"] / "thresholds.json").read_text())
     assert doc["target_faph"] == 0.5 and doc["calibration"]["negative_hours"] > 0
 

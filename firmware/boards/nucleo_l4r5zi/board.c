@@ -152,7 +152,6 @@ typedef struct {
 #define LPUART1_IRQ 70u
 
 // --- Cortex-M4 system registers (ARMv7-M Architecture Reference Manual, B3) ----------------------
-#define SCB_VTOR BOARD_REG(0xE000ED08u)
 #define SCB_HFSR BOARD_REG(0xE000ED2Cu)
 #define SCB_HFSR_DEBUGEVT (1u << 31)
 #define DHCSR BOARD_REG(0xE000EDF0u)
@@ -177,67 +176,16 @@ typedef struct {
 #define PIN_TIMESTAMP 13u  // PF13 = Arduino D7
 #define AF_LPUART1 8u
 
-// --- vector table ----------------------------------------------------------------------------------
-// The shared startup's table (boards/common/cortex_m_startup.c) covers IRQs 0..31; the LPUART1
-// interrupt is 70 of 95. This full table replaces it in board_init(). VTOR needs the table aligned to
-// the next power of two of its size: (16 + 95) * 4 = 444 bytes -> 512.
-#define BOARD_NUM_IRQS 95u
+// --- interrupts ----------------------------------------------------------------------------------
+// The shared startup (boards/common/cortex_m_startup.c) builds the vector table for 96 external
+// interrupts (STARTUP_NUM_IRQS in board.mk; the part has 95); a handler is installed by its name.
+#define LPUART1_IRQ_HANDLER startup_irq70_handler  // LPUART1 global interrupt: position 70 (RM0432)
 
-typedef void (*board_handler)(void);
-
-extern uint32_t __stack_top[];
-void startup_reset_handler(void);
-void startup_nmi_handler(void);
+void LPUART1_IRQ_HANDLER(void);
 void startup_hardfault_handler(void);
-void startup_memmanage_handler(void);
-void startup_busfault_handler(void);
-void startup_usagefault_handler(void);
-void startup_svc_handler(void);
-void startup_debugmon_handler(void);
-void startup_pendsv_handler(void);
-void startup_systick_handler(void);
-void startup_default_handler(void);
 void startup_unhandled(uint32_t exception);
-void board_lpuart1_irq(void);
 void board_hardfault_report(uint32_t *frame);
 uint32_t board_uart_rx_dropped(void);
-
-typedef struct {
-    uint32_t *initial_sp;
-    board_handler handlers[15u + BOARD_NUM_IRQS];
-} board_vector_table;
-
-#define BOARD_IRQ_DEFAULT_8                                                                          \
-    startup_default_handler, startup_default_handler, startup_default_handler,                     \
-        startup_default_handler, startup_default_handler, startup_default_handler,                 \
-        startup_default_handler, startup_default_handler
-
-__attribute__((aligned(512))) static const board_vector_table board_vectors = {
-    __stack_top,
-    {
-        startup_reset_handler,
-        startup_nmi_handler,
-        startup_hardfault_handler,
-        startup_memmanage_handler,
-        startup_busfault_handler,
-        startup_usagefault_handler,
-        0, 0, 0, 0,  // reserved
-        startup_svc_handler,
-        startup_debugmon_handler,
-        0,  // reserved
-        startup_pendsv_handler,
-        startup_systick_handler,
-        // IRQ 0..63
-        BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8,
-        BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8,
-        // IRQ 64..69
-        startup_default_handler, startup_default_handler, startup_default_handler,
-        startup_default_handler, startup_default_handler, startup_default_handler,
-        board_lpuart1_irq,  // IRQ 70: LPUART1
-        // IRQ 71..94
-        BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8, BOARD_IRQ_DEFAULT_8,
-    },
-};
 
 // --- state -----------------------------------------------------------------------------------------
 #define BOARD_RX_RING_BYTES 1024u  // a power of two
@@ -351,8 +299,6 @@ static void board_lpuart_baud(uint32_t baud)
 
 void board_init(void)
 {
-    SCB_VTOR = (uint32_t)(uintptr_t)&board_vectors;
-    __asm__ volatile("dsb\n\tisb" ::: "memory");
     board_clock_init();
 
     RCC_AHB2ENR |= RCC_AHB2ENR_GPIOB | RCC_AHB2ENR_GPIOC | RCC_AHB2ENR_GPIOF | RCC_AHB2ENR_GPIOG;
@@ -410,7 +356,7 @@ size_t board_uart_read(uint8_t *buf, size_t cap)
     return n;
 }
 
-void board_lpuart1_irq(void)
+void LPUART1_IRQ_HANDLER(void)
 {
     const uint32_t isr = LPUART1->isr;
     if (isr & LPUART_ISR_ORE) {

@@ -51,6 +51,18 @@ static ALWAYS_INLINE int32_t sat8_asr16(int32_t x) {
 #define SAT8_ASR16(x) ((x) >> 16 > 127 ? 127 : ((x) >> 16 < -128 ? -128 : (x) >> 16))
 #endif
 
+// (a * b + 2^31) >> 32, the rounded high word of a signed product: one SMMULR on Cortex-M.
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static ALWAYS_INLINE int32_t mulhi_round(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#define MULHI_ROUND(a, b) mulhi_round((a), (b))
+#else
+#define MULHI_ROUND(a, b) ((int32_t)(((int64_t)(a) * (b) + ((int64_t)1 << 31)) >> 32))
+#endif
+
 // log2(u) in Q24 for u > 0: the exponent from the leading bit, the fraction by linear
 // interpolation in cfg->log2_table over the next 8 + 23 bits. (The table increases, so the
 // interpolation step is a 32 x 32 -> high 32 unsigned product: (d * rem) >> 23 = (d * (rem << 9)) >> 32.)
@@ -138,6 +150,18 @@ static ALWAYS_INLINE void dct_row(int8_t *row, const int32_t *ln_q24, const int3
     }
 }
 
+// The low (HIGH = 0) or high (HIGH = 1) half-word of *w: one halfword load where the memory order
+// allows it (little-endian), rather than a word load and a shift or mask.
+static ALWAYS_INLINE uint32_t weight_half(const uint32_t *w, const int HIGH) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t h;
+    memcpy(&h, (const unsigned char *)w + 2 * HIGH, sizeof(h));
+    return h;
+#else
+    return HIGH ? *w >> 16 : *w & 0xFFFFu;
+#endif
+}
+
 // One frame: history[0 .. window) -> one row.
 static void frame_to_row(kws_frontend_t *fe, int8_t *row, uint32_t peak, kws_frontend_scratch_t *scratch) {
     const kws_frontend_config_t *cfg = fe->cfg;
@@ -157,26 +181,27 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, uint32_t peak, kws_fro
     // One pass over the bins: segment u adds into bands u - 1 (acc_lo, complete at the segment's end)
     // and u (acc_hi). Sums of integers, so the order does not matter.
     const uint32_t *w = cfg->mel_pair_weights;
-    const uint32_t *mag = &scratch->mag[cfg->bin_lo];
     const uint16_t *seg = cfg->mel_seg_start;
+    const uint32_t *x = &scratch->mag[seg[0]];
     const int32_t *log2_table = cfg->log2_table;
     const int32_t num_mel = cfg->num_mel;
-    uint64_t acc_lo = floor_term, acc_hi = floor_term;
-    for (int32_t u = 0; u <= num_mel; u++) {
-        const int32_t nb = seg[u + 1] - seg[u];
-        for (int32_t k = 0; k < nb; k++) {
-            const uint32_t wk = w[k], x = mag[k];
-            acc_lo += (uint64_t)(wk & 0xFFFFu) * x;
-            acc_hi += (uint64_t)(wk >> 16) * x;
-        }
-        w += nb;
-        mag += nb;
-        if (u > 0) {
-            const int32_t l2 = log2_q24(log2_table, acc_lo) - offset_q24;
-            ln_q24[u - 1] = (int32_t)(((int64_t)l2 * KWS_LN2_Q31 + ((int64_t)1 << 30)) >> 31);
-        }
-        acc_lo = acc_hi;
+    // segment 0: band 0 only (its weights in band -1 are 0)
+    uint64_t acc_lo = floor_term, acc_hi;
+    for (const uint32_t *const end = &scratch->mag[seg[1]]; x < end; x++, w++) {
+        acc_lo += (uint64_t)weight_half(w, 1) * *x;
+    }
+    for (int32_t u = 1; u <= num_mel; u++) {
         acc_hi = floor_term;
+        for (const uint32_t *const end = &scratch->mag[seg[u + 1]]; x < end; x++, w++) {
+            const uint32_t v = *x;
+            acc_lo += (uint64_t)weight_half(w, 0) * v;
+            acc_hi += (uint64_t)weight_half(w, 1) * v;
+        }
+        // ln = round(l2 ln 2 / 2^31) = (2 l2 * ln2_q31 + 2^31) >> 32 (|2 l2| < 2^31: l2 is in
+        // [-54, 44] * 2^24 for every preset the init accepts)
+        const int32_t l2 = log2_q24(log2_table, acc_lo) - offset_q24;
+        ln_q24[u - 1] = MULHI_ROUND(2 * l2, KWS_LN2_Q31);
+        acc_lo = acc_hi;
     }
     const int64_t zp_q48 = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);
     if (cfg->num_coeffs == 0) {

@@ -83,6 +83,20 @@ static inline uint32_t lsr32(uint32_t x, int32_t n) {
     return r;
 }
 #define LSR32(x, n) lsr32((x), (n))
+// x << n for n in [0, 32] (32 gives 0), and the count of leading zeros of x (32 for 0): LSL by a
+// register and CLZ do that on Arm.
+static inline uint32_t lsl32(uint32_t x, int32_t n) {
+    uint32_t r;
+    __asm__("lsl %0, %1, %2" : "=r"(r) : "r"(x), "r"(n));
+    return r;
+}
+static inline int32_t clz32(uint32_t x) {
+    int32_t r;
+    __asm__("clz %0, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+#define LSL32(x, n) lsl32((x), (n))
+#define CLZ32(x) clz32(x)
 #define MULW_LO(a, w) mulw_lo((a), (int32_t)(w))
 #define MULW_HI(a, w) mulw_hi((a), (int32_t)(w))
 #define MLAW_LO(a, w, acc) mlaw_lo((a), (int32_t)(w), (acc))
@@ -90,6 +104,8 @@ static inline uint32_t lsr32(uint32_t x, int32_t n) {
 #define MUL_TT(a, b) mul_tt((a), (b))
 #else
 #define LSR32(x, n) ((n) < 32 ? (x) >> (n) : 0u)
+#define LSL32(x, n) ((n) < 32 ? (x) << (n) : 0u)
+#define CLZ32(x) ((x) != 0 ? __builtin_clz(x) : 32)
 #define MULW_LO(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) & 0xFFFFu)) >> 16))
 #define MULW_HI(a, w) ((int32_t)(((int64_t)(a) * (int16_t)((uint32_t)(w) >> 16)) >> 16))
 #define MLAW_LO(a, w, acc) ((acc) + MULW_LO((a), (w)))
@@ -134,29 +150,32 @@ static ALWAYS_INLINE uint32_t load_pair(const int16_t *p) {
 #endif
 }
 
-// The guess and the Newton step for pn in [2^30, 2^32): about sqrt(pn).
-static ALWAYS_INLINE uint32_t isqrt_normalized(uint32_t pn) {
+// g + pn / g for pn in [2^30, 2^32), or pn = 0 (then the guess's constant term): twice the Newton
+// step from the guess g, before its halving, so the caller can fold the halving into its own shift.
+static ALWAYS_INLINE uint32_t isqrt_sum(uint32_t pn) {
     // x = pn / 2^30 in [1, 4): sqrt(x) ~ 0.4142 x + 0.5947 on [1, 2), 0.2929 x + 0.8410 on [2, 4)
     // (chords of sqrt, lifted by half their largest gap), times 2^15.
     uint32_t g = pn < (1u << 31) ? (((pn >> 16) * 54292u) >> 16) + 19487u : (((pn >> 16) * 38391u) >> 16) + 27558u;
-    return (g + pn / g) >> 1;
+    return g + pn / g;
 }
 
+// The guess and the Newton step, g' = (g + pn / g) >> 1, for pn normalized to [2^30, 2^32) by an even
+// shift, then scaled back: p >= 2^32 (hi != 0): g' << (16 - L / 2), L = clz(hi) rounded down to even;
+// p < 2^32: g' rounded by (g' + 2^(k-1)) >> k for k = clz(lo) >> 1 >= 1, g' itself for k = 0.
 static ALWAYS_INLINE uint32_t kws_isqrt64(uint32_t lo, uint32_t hi) {
     if (hi != 0) {
         // p has 64 - c >= 33 bits (c = clz(hi)): e = (33 - c) >> 1 = 16 - L / 2 >= 1 with L = c rounded
         // down to even, and p >> 2e = the top word of p << L.
         const int32_t l = __builtin_clz(hi) & ~1;
         const uint32_t pn = (hi << l) | LSR32(lo, 32 - l);
-        return isqrt_normalized(pn) << (16 - (l >> 1));
+        return (isqrt_sum(pn) >> 1) << (16 - (l >> 1));
     }
-    if (lo == 0) {
-        return 0;
-    }
-    const int32_t c = __builtin_clz(lo);  // 32 - c bits: e = (1 - c) >> 1 <= 0
-    const int32_t e = (1 - c) >> 1;
-    const uint32_t g = isqrt_normalized(lo << (-2 * e));
-    return e == 0 ? g : (g + (1u << (-e - 1))) >> (-e);
+    // pn = lo << 2k. With S = g + pn / g (g' = S >> 1): (g' + 2^(k-1)) >> k = (2 g' + 2^k) >> (k + 1), and
+    // (2 g' + 1) >> 1 = g' for k = 0, so one expression serves every k. lo = 0: c = 32, pn = 0, S < 2^15
+    // and the result is 0.
+    const int32_t c = CLZ32(lo), k = c >> 1;
+    const uint32_t sum = isqrt_sum(LSL32(lo, c & ~1));
+    return ((sum & ~1u) + (1u << k)) >> (k + 1);
 }
 
 // |xr + i xi| by the definition above.

@@ -32,11 +32,10 @@ def test_every_command_has_help_with_examples(argv, capsys):
     assert "examples:" in out and "  kws " in out.split("examples:")[1]
 
 
-@pytest.mark.parametrize("stage,issue", [("bench", 7)])
-def test_stages_not_built_yet_say_so(stage, issue, capsys):
-    assert main([stage]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"kws {stage}: not implemented yet (tracked in issue {issue})"
+def test_bench_without_a_device_says_so_in_one_line(capsys):
+    assert main(["bench", "--mode", "perf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kws: error: no device: give --port URL")
 
 
 def test_cli_does_not_import_tensorflow_and_starts_fast():

@@ -102,9 +102,8 @@ def _data_parsers(sub) -> None:
 
 def _later_parsers(sub) -> None:
     """Stages that later issues build; they exist now so `kws --help` shows the whole pipeline."""
-    for name, issue, help_, example in [
-        ("bench", 7, "measure a device over the MLPerf Tiny DUT protocol", "kws bench --mode perf --port /dev/ttyACM0"),
-    ]:
+    later: list[tuple[str, int, str, str]] = []  # (name, issue, help, example); none left
+    for name, issue, help_, example in later:
         p = _add(sub, name, f"{help_} (arrives with issue {issue})", f"{help_[0].upper()}{help_[1:]}.", [example])
         p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         p.set_defaults(not_yet=issue)
@@ -153,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from kws.compile import commands as compile_commands
 
     compile_commands.add_parsers(sub, _add)
+    from kws.bench import commands as bench_commands
+
+    bench_commands.add_parser(sub, _add)
     _later_parsers(sub)
     return parser
 
@@ -175,6 +177,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("compile", "sim", "export"):
         from kws.compile import commands as compile_commands
         return compile_commands.run_cli(args)
+    if args.command == "bench":
+        from kws.bench import commands as bench_commands
+        return bench_commands.run_cli(args)
     if args.command == "train":
         from kws.train import pipeline
         return pipeline.run_cli(config_path=args.config, word=args.word, out=args.out, strategy=args.strategy,

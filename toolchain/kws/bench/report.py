@@ -1,0 +1,109 @@
+"""The results of `kws bench`: JSON (the record) and a markdown summary (for people).
+
+A run that stopped early is still written, with "complete": false and the reason in "error"; the
+markdown then starts with a line saying the figures are partial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def new(mode: str, transport: str) -> dict:
+    return {"mode": mode, "complete": False, "transport": transport, "device": None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None}
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def markdown(rep: dict) -> str:
+    dev = rep.get("device") or {}
+    lines = [f"# kws bench --mode {rep['mode']}", ""]
+    if not rep.get("complete"):
+        lines += [f"**INCOMPLETE: these are partial results.** Stopped by: {rep.get('error', 'unknown')}", ""]
+    lines += [f"- device: {dev.get('name', '?')} ({dev.get('profile', '?')}), model {dev.get('model', '?')}",
+              f"- transport: {rep.get('transport')}",
+              f"- started {rep.get('started')}, finished {rep.get('finished')}"]
+    faults = rep.get("faults") or {}
+    if faults.get("retries") or faults.get("resets"):
+        lines.append(f"- faults: {faults.get('retries', 0)} retries, {faults.get('resets', 0)} resets "
+                     f"(first: {(faults.get('log') or ['?'])[0]})")
+    p = rep.get("perf")
+    if p:
+        lines += ["", "## Performance (MLPerf Tiny rules: windows >= "
+                  f"{p.get('min_window_s')} s of device time, median over {len(p.get('windows', []))} inputs)", ""]
+        lines += ["| input | N | window (device s) | throughput (inf/s) |" +
+                  (" instructions / inference |" if "icount_shift" in p else ""),
+                  "|---:|---:|---:|---:|" + ("---:|" if "icount_shift" in p else "")]
+        for w in p.get("windows", []):
+            lines.append(f"| {w['input']} | {w['n']} | {w['window_us'] / 1e6:.3f} | {w['throughput_ips']:.3f} |" +
+                         (f" {w['instructions_per_inference']:,.0f} |" if "instructions_per_inference" in w else ""))
+        lines += ["", f"- throughput (median): **{_fmt(p.get('throughput_ips'), 3)} inferences/s**; "
+                      f"latency = 1/throughput: **{_fmt(p.get('latency_ms'), 2)} ms**",
+                  f"- device clock: {p.get('device_clock')}"]
+        if "instructions_per_inference" in p:
+            lat = p["latency_ms_at_mhz"]
+            lines.append(f"- instructions per inference: **{p['instructions_per_inference']:,.0f}**; "
+                         + ", ".join(f"{v:.1f} ms at {f} MHz" for f, v in lat.items())
+                         + f" ({p['latency_note']})")
+    a = rep.get("accuracy")
+    if a:
+        lines += ["", "## Accuracy", "",
+                  f"- top-1: **{_fmt(100 * a['top1'] if a.get('top1') is not None else None, 2)} %** "
+                  f"({a.get('correct')}/{a.get('n')}); AUC (MLPerf runner definition): {_fmt(a.get('auc'), 4)}",
+                  f"- dataset: {a.get('dataset')} ({a.get('dataset_format')})"]
+        if "tflm" in a:
+            t = a["tflm"]
+            lines.append(f"- tflite-micro on the same features: top-1 {_fmt(100 * t['top1'], 2)} %; "
+                         f"predictions differing from the device: **{t['predictions_differ']}** of {t['n']}"
+                         + (f"; int8 output values differing: {t['values_differ']}" if t.get("values_differ") is not None else ""))
+        if a.get("confusion_png"):
+            lines.append(f"- confusion matrix: {a['confusion_png']}")
+        lines += ["", "| class | n | correct | accuracy |", "|---|---:|---:|---:|"]
+        for name, c in a.get("per_class", {}).items():
+            acc = _fmt(100 * c["accuracy"], 1) + " %" if c["accuracy"] is not None else "n/a"
+            lines.append(f"| {name} | {c['n']} | {c['correct']} | {acc} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(rep: dict, json_path: str | os.PathLike | None, md_path: str | os.PathLike | None) -> None:
+    """Writes the JSON (atomically) and the markdown; prints the markdown when md_path is None."""
+    rep["finished"] = rep.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    md = markdown(rep)
+    if json_path:
+        p = Path(json_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(rep, indent=1, default=_json_default) + "\n")
+        tmp.replace(p)
+    if md_path:
+        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(md_path).write_text(md)
+    else:
+        sys.stdout.write(md)
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

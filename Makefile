@@ -74,8 +74,12 @@ flash: setup
 		$(if $(filter command line environment,$(origin MODEL)),--model $(MODEL)) \
 		$(if $(filter 1,$(DRY_RUN)),--dry-run)
 
+# MLPerf Tiny measurement. PORT=<url> (a serial device, socket://host:port, rfc2217://...) measures the
+# board there: MODE=perf|accuracy (default perf), DATASET=<dir> for accuracy, BENCH_ARGS for more kws bench
+# options. Without PORT: tools/bench_harness.py measures the MLPerf reference model in QEMU and rewrites
+# the bench section of BENCHMARKS.md.
 bench: setup
-	@echo "make $@: not built yet (issue 7)" >&2; exit 1
+	$(if $(PORT),$(KWS) bench --mode $(or $(MODE),perf) --port $(PORT) $(if $(DATASET),--dataset $(DATASET)) $(BENCH_ARGS),$(PY) tools/bench_harness.py $(BENCH_ARGS))
 
 # Removes build outputs only; never data/ or models/.
 clean:

@@ -76,6 +76,10 @@ class _Progress:
         self.desc, self.total = desc, total
         if not enabled:
             return
+        self.tty = sys.stderr.isatty()
+        self._last_pct = -1
+        if not self.tty:  # a log file: a plain line every 10 %, no carriage returns
+            return
         try:
             from tqdm import tqdm
 
@@ -88,6 +92,11 @@ class _Progress:
             return
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
+        elif not self.tty:
+            pct = 100 * done // max(total, 1) // 10 * 10
+            if pct != self._last_pct:
+                self._last_pct = pct
+                print(f"{self.desc}: {done}/{total} ({pct} %)", file=sys.stderr, flush=True)
         elif done == total or done % max(1, total // 20) == 0:
             k = int(30 * done / max(total, 1))
             print(f"\r{self.desc} [{'#' * k}{'.' * (30 - k)}] {done}/{total}", end="", file=sys.stderr, flush=True)
@@ -95,7 +104,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        elif self.enabled:
+        elif self.enabled and self.tty:
             print(file=sys.stderr)
 
 

@@ -255,16 +255,21 @@ static void copy_forward(int16_t *dst, const int16_t *src, int32_t n, int blocks
 int kws_frontend_push(kws_frontend_t *fe, const int16_t *hop, int8_t *row, kws_frontend_scratch_t *scratch) {
     const int32_t h = fe->cfg->hop_samples, total = fe->history_samples, w = fe->cfg->window_samples;
     copy_forward(fe->history, fe->history + h, total - h, h >= 16);
-    copy_forward(fe->history + (total - h), hop, h, 1);
     // The frame's peak from the peaks of its hops where the window spans at most two: the frame is
-    // the previous hop and the new hop's first w - h samples.
+    // the previous hop and the new hop's first w - h samples. Only its leading bit matters (the block
+    // scaling), so peaks here are ORs of |sample| (the leading bit of an OR is the largest one's).
     uint32_t peak = 0;
     if (total == 2 * h) {
-        const uint32_t head = kws_frontend_peak(hop, w - h), tail = kws_frontend_peak(hop + (w - h), 2 * h - w);
-        peak = fe->hop_peak > head ? fe->hop_peak : head;
-        fe->hop_peak = head > tail ? head : tail;
-    } else if (total == h) {
-        peak = kws_frontend_peak(hop, w);
+        int16_t *dst = fe->history + h;
+        const uint32_t head = kws_frontend_copy_peak_bits(dst, hop, w - h);
+        const uint32_t tail = kws_frontend_copy_peak_bits(dst + (w - h), hop + (w - h), 2 * h - w);
+        peak = fe->hop_peak | head;
+        fe->hop_peak = head | tail;
+    } else {
+        copy_forward(fe->history + (total - h), hop, h, 1);
+        if (total == h) {
+            peak = kws_frontend_peak(hop, w);
+        }
     }
     if (fe->samples_seen < total) {
         fe->samples_seen += h;

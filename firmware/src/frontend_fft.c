@@ -63,6 +63,14 @@ static inline int32_t mul_tt(uint32_t a, uint32_t b) {
         __asm__("ssub16 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(d_), "+r"(mx) : "r"(x) : "cc");           \
         __asm__("ssub16 %0, %2, %1\n\tsel %1, %1, %2" : "=&r"(d_), "+r"(mn) : "r"(x) : "cc");           \
     } while (0)
+// acc |= |x| per 16-bit lane (as unsigned 16-bit; -32768 gives 32768): SSUB16 from zero sets the lane
+// flags where x <= 0, SEL takes -x there and x elsewhere.
+#define ABS16_OR(x, zero, acc)                                                                        \
+    do {                                                                                              \
+        uint32_t n_;                                                                                  \
+        __asm__("ssub16 %0, %2, %1\n\tsel %0, %0, %1" : "=&r"(n_) : "r"(x), "r"(zero) : "cc");        \
+        (acc) |= n_;                                                                                  \
+    } while (0)
 #if defined(__OPTIMIZE__)
 // A complex value (two int32 words) at word offset OFF (a constant once inlined, hence optimized
 // builds only) from p: one LDRD / STRD (GCC splits 64-bit accesses into word accesses when it can).
@@ -119,6 +127,11 @@ static inline uint32_t lane_min(uint32_t x, uint32_t m) {
     int16_t a = (int16_t)(x & 0xFFFFu), b = (int16_t)(m & 0xFFFFu);
     return (uint16_t)(a < b ? a : b);
 }
+static inline uint32_t abs16_pair(uint32_t x) {
+    const int32_t a = (int16_t)(x & 0xFFFFu), b = (int16_t)(x >> 16);
+    return (uint32_t)(uint16_t)(a < 0 ? -a : a) | ((uint32_t)(uint16_t)(b < 0 ? -b : b) << 16);
+}
+#define ABS16_OR(x, zero, acc) ((void)(zero), (acc) |= abs16_pair(x))
 #define MAX_MIN16(x, mx, mn)                                                                \
     do {                                                                                    \
         (mx) = lane_max((x), (mx)) | (lane_max((x) >> 16, (mx) >> 16) << 16);               \
@@ -289,6 +302,49 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]], 2, 4, t0r, t0i, t1r, t1i, t2r, t2i, 0, 0, 0);
     }
 #undef KWS_SCALED
+}
+
+typedef uint32_t __attribute__((may_alias)) kws_frontend_word_t;  // two int16 samples
+
+// Copies 4 words from s to d, both advanced by 4 words, and leaves them in v0 .. v3 (in some order).
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
+#define COPY4_WORDS(d, s, v0, v1, v2, v3)                                                               \
+    __asm__ volatile("ldrd %0, %1, [%4, #8]\n\tldrd %2, %3, [%4], #16\n\t"                            \
+                     "strd %0, %1, [%5, #8]\n\tstrd %2, %3, [%5], #16"                                  \
+                     : "=&r"(v0), "=&r"(v1), "=&r"(v2), "=&r"(v3), "+r"(s), "+r"(d) : : "memory")
+#else
+#define COPY4_WORDS(d, s, v0, v1, v2, v3)                                                               \
+    do {                                                                                                \
+        (v0) = (s)[0], (v1) = (s)[1], (v2) = (s)[2], (v3) = (s)[3];                                     \
+        (d)[0] = (v0), (d)[1] = (v1), (d)[2] = (v2), (d)[3] = (v3);                                     \
+        (s) += 4, (d) += 4;                                                                             \
+    } while (0)
+#endif
+
+uint32_t kws_frontend_copy_peak_bits(int16_t *dst, const int16_t *src, int32_t n) {
+    // |x| OR-ed per lane, 8 samples a step when both are word aligned; then the two lanes
+    uint32_t acc = 0;
+    int32_t i = 0;
+    if (((((uintptr_t)dst) | ((uintptr_t)src)) & 3u) == 0) {
+        const uint32_t zero = 0;
+        const kws_frontend_word_t *s4 = (const kws_frontend_word_t *)(const void *)src;
+        kws_frontend_word_t *d4 = (kws_frontend_word_t *)(void *)dst;
+        for (; i + 7 < n; i += 8) {
+            uint32_t v0, v1, v2, v3;
+            COPY4_WORDS(d4, s4, v0, v1, v2, v3);
+            ABS16_OR(v0, zero, acc);
+            ABS16_OR(v1, zero, acc);
+            ABS16_OR(v2, zero, acc);
+            ABS16_OR(v3, zero, acc);
+        }
+    }
+    acc = (acc & 0xFFFFu) | (acc >> 16);
+    for (; i < n; i++) {
+        const int32_t v = src[i];
+        dst[i] = (int16_t)v;
+        acc |= (uint32_t)(v < 0 ? -v : v);
+    }
+    return acc;
 }
 
 uint32_t kws_frontend_peak(const int16_t *x, int32_t n) {

@@ -89,7 +89,8 @@ typedef struct {
     int32_t samples_seen;                       // saturates at history_samples
     int32_t log2_norm_q24;                      // log2 of the normalization divisor, Q24
     int32_t norm_max;                           // the divisor in sample units (32768 for FIXED)
-    uint32_t hop_peak;                          // max |sample| of the newest hop (window <= 2 hops)
+    uint32_t hop_peak;                          // a value with the leading bit of max |sample| of the newest
+                                                // hop (window <= 2 hops)
 } kws_frontend_t;
 
 // Working memory of one frame, reused from frame to frame (may be shared with other stages
@@ -142,6 +143,11 @@ int32_t kws_frontend_spectrum_peak(const kws_frontend_config_t *cfg, const int16
 
 // max |x[i]| over x[0 .. n) (0 for n <= 0; 32768 for a sample of -32768).
 uint32_t kws_frontend_peak(const int16_t *x, int32_t n);
+
+// Copies src[0 .. n) to dst (not overlapping) and returns the OR of |src[i]| (|-32768| = 32768): 0 for
+// silence, else a value with the leading bit of max |src[i]|, which is all the block scaling of
+// kws_frontend_spectrum_peak reads from a peak. For kws_frontend_push.
+uint32_t kws_frontend_copy_peak_bits(int16_t *dst, const int16_t *src, int32_t n);
 
 #ifdef __cplusplus
 }

@@ -233,15 +233,17 @@ def test_conv_positive_shift(tmp_path):
         assert_varies(ref.outputs, min_values=4)
 
 
-def test_dw_line_large_shift(tmp_path):
+@pytest.mark.parametrize("h", [25, 23])
+def test_dw_line_large_shift(tmp_path, h):
     """Output scale grown 32 times: shifts of 12 to 14, on both sides of the last of the K = 5 line
-    kernel's loop copies with an immediate shift (e <= 12); larger ones take its generic loop."""
+    kernel's loop copies with an immediate shift (e <= 12); larger ones take its generic loop. Two
+    pairs per loop turn: 12 pairs enter at the first, 11 (and an odd last output) at the second."""
     def grow(model, s):
         g = model.subgraphs[0]
         q = g.tensors[g.outputs[0]].quantization
         q.scale = [float(v) * 32 for v in q.scale]
 
-    spec = dict(_D, h=25, w=2, c=8, kh=5, kw=1, padding="SAME", w_std=1.0, lo=-4.0, hi=4.0)
+    spec = dict(_D, h=h, w=2, c=8, kh=5, kw=1, padding="SAME", w_std=1.0, lo=-4.0, hi=4.0)
     path = _patched(tmp_path, "depthwise_conv2d", spec, grow)
     c = codegen.compile_model(path, target="cortex-m4")
     shifts = [int(v) for v in re.search(r"op0_shift\[\d+\] KWS_ALIGNED = \{([^}]*)\}", c.source)

@@ -60,129 +60,152 @@ size_t kws_nn_m4_dw_line_buffer_size(const kws_nn_conv_params *p) {
 }
 
 #if KWS_M4_DSP
-// One output pair of a K = 5 channel: r0 the plane (advanced by one word), r4-r8 the weights E0 E1
-// (w4, w0) O1 O2, r9 bias2; [sp] m, c, e. Results (int8) in lr (y) and r10 (y + 1).
+// One output pair of a K = 5 channel: r0 the plane (advanced by one word), r4 E0, r5 E1, r6 (w4, w0),
+// r8 O1, r9 O2, r10 bias2; [sp] e, [sp+4] m, [sp+8] c. Results (int8) in lr (y) and r7 (y + 1), stored
+// at [r1] and [r1 + r2] (r2 = out_step), r1 advanced by two outputs.
 #define M4_DWL_MAC5                      \
-    "ldm r0, {r10, r11, r12}\n\t"        \
+    "ldm r0, {r7, r11, r12}\n\t"         \
     "adds r0, r0, #4\n\t"                \
-    "smlad lr, r10, r4, r9\n\t"          \
-    "smlatt r10, r10, r6, r9\n\t"        \
+    "smlad lr, r7, r4, r10\n\t"          \
+    "smlatt r7, r7, r6, r10\n\t"         \
     "smlad lr, r11, r5, lr\n\t"          \
-    "smlad r10, r11, r7, r10\n\t"        \
+    "smlad r7, r11, r8, r7\n\t"          \
     "smlabb lr, r12, r6, lr\n\t"         \
-    "smlad r10, r12, r8, r10\n\t"        \
-    "ldrd r11, r12, [sp]\n\t"            \
+    "smlad r7, r12, r9, r7\n\t"          \
+    "ldrd r11, r12, [sp, #4]\n\t"        \
     "add r12, r12, lr, asr #31\n\t"      \
     "smmlar lr, lr, r11, r12\n\t"        \
-    "ldr r12, [sp, #4]\n\t"              \
-    "add r12, r12, r10, asr #31\n\t"     \
-    "smmlar r10, r10, r11, r12\n\t"
+    "ldr r12, [sp, #8]\n\t"              \
+    "add r12, r12, r7, asr #31\n\t"      \
+    "smmlar r7, r7, r11, r12\n\t"
+#define M4_DWL_STORE2                    \
+    "strb lr, [r1]\n\t"                  \
+    "strb r7, [r1, r2]\n\t"              \
+    "add r1, r1, r2, lsl #1\n\t"
 #define M4_DWL_PAIR5                     \
     M4_DWL_MAC5                          \
-    "ldr r11, [sp, #8]\n\t"              \
+    "ldr r11, [sp]\n\t"                  \
     "asr lr, lr, r11\n\t"                \
-    "asr r10, r10, r11\n\t"              \
+    "asr r7, r7, r11\n\t"                \
     "ssat lr, #8, lr\n\t"                \
-    "ssat r10, #8, r10\n\t"
+    "ssat r7, #8, r7\n\t" M4_DWL_STORE2
 // The same with the shift e an immediate (\e of an .irp below): SSAT shifts before saturating.
 #define M4_DWL_PAIR5_IMM                 \
     M4_DWL_MAC5                          \
     "ssat lr, #8, lr, asr #\\e\n\t"      \
-    "ssat r10, #8, r10, asr #\\e\n\t"
+    "ssat r7, #8, r7, asr #\\e\n\t" M4_DWL_STORE2
 #define M4_DWL_SHIFTS "1,2,3,4,5,6,7,8,9,10,11,12"
+#define M4_DWL_BIG "13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30"
 
-// n channels (a group of at most four) of one line, K = 5, clamp = the int8 range. args: [plane of
-// the first channel, its packed words, its first output, out_step, full pairs, odd (len_out & 1), n,
-// bytes per plane]. Stack frame: [sp] m, c, e of the channel, [sp+12] odd, [sp+16] channels left,
-// [sp+20] next packed words, [sp+24] next plane, [sp+28] next output, [sp+32] out_step,
-// [sp+36] 4 * pairs, [sp+40] bytes per plane.
+// n channels (a group of at most four) of one line, K = 5, clamp = the int8 range. args (int32):
+// [0] plane of the first channel - adv, [1] its first output + back, [2] out_step, [3] tofs,
+// [4] odd (len_out & 1), [5] packed words of the first channel, [6] past those of the last,
+// [7] adv = bytes from the end of a channel's pairs to the next plane, [8] back = 2 pairs out_step - 1,
+// [9] 4 * pairs. tofs selects the row of the dispatch table: 0 no pairs, 31 an odd count (the loop,
+// two pairs per turn, is entered at its second pair), 62 an even count; the column is the shift e
+// (1..30 in the fast requantization), immediate-shift copies for e <= 12, the generic loop above.
+// Stack frame: [sp] e, m, c of the channel, [sp+12] tofs, [sp+16] where a channel's pairs end to
+// (the odd last output, or the next channel; Thumb bit set), [sp+20] next packed words,
+// [sp+24] their end, [sp+28] adv, back, [sp+36] 4 * pairs. Between channels r0 is the end of the
+// pairs (the plane + 4 pairs) and r1 the output after them.
 __attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args M4_UNUSED) {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
         "sub sp, sp, #44\n\t"
-        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8}\n\t"
-        "lsl r5, r5, #2\n\t"
-        "strd r6, r7, [sp, #12]\n\t"
-        "strd r2, r1, [sp, #20]\n\t"
-        "strd r3, r4, [sp, #28]\n\t"
-        "strd r5, r8, [sp, #36]\n"
-        "4:\n\t"
-        "ldr lr, [sp, #20]\n\t"
-        "ldm lr!, {r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t"   // E0 E1 E2 O0 O1 O2 bias2 m c
-        "ldr r0, [lr], #4\n\t"                                   // e
-        "str lr, [sp, #20]\n\t"
-        "strd r11, r12, [sp]\n\t"
-        "str r0, [sp, #8]\n\t"
-        "orr r6, r6, r7\n\t"                                     // (w4, w0)
-        "mov r7, r8\n\t"
-        "mov r8, r9\n\t"
-        "mov r9, r10\n\t"
-        "ldrd r0, r1, [sp, #24]\n\t"                             // plane, out
-        "ldrd r2, r3, [sp, #32]\n\t"                             // out_step, 4 * pairs
-        "ldr r10, [sp, #40]\n\t"
-        "add r10, r0, r10\n\t"
-        "add r11, r1, #1\n\t"
-        "strd r10, r11, [sp, #24]\n\t"
-        "add r3, r0, r3\n\t"                                     // end of the full pairs
-        "cmp r0, r3\n\t"
-        "beq .Ldwl5_tail\n\t"
-        // The pairs: a copy of the loop per shift e <= 12 (immediate shifts), else the generic one.
-        "ldr r11, [sp, #8]\n\t"
-        "cmp r11, #12\n\t"
-        "bhi 1f\n\t"
-        "tbh [pc, r11, lsl #1]\n"
-        ".Ldwl5_table:\n\t"
-        ".hword (1f - .Ldwl5_table) / 2\n\t"
-        ".irp e, " M4_DWL_SHIFTS "\n\t"
-        ".hword (.Ldwl5_e\\e - .Ldwl5_table) / 2\n\t"
-        ".endr\n"
-        "1:\n\t" M4_DWL_PAIR5
-        "strb lr, [r1]\n\t"
-        "strb r10, [r1, r2]\n\t"
-        "add r1, r1, r2, lsl #1\n\t"
-        "cmp r0, r3\n\t"
-        "bne 1b\n"
-        ".Ldwl5_tail:\n\t"
-        "ldr r3, [sp, #12]\n\t"
-        "cbz r3, 3f\n\t"                 // an odd last output: the even half of a pair
-        "ldm r0, {r10, r11, r12}\n\t"
-        "smlad lr, r10, r4, r9\n\t"
+        "ldm r0, {r0, r1, r2, r3, r4, r5, r6, r7, r8, r9}\n\t"
+        "str r3, [sp, #12]\n\t"
+        "strd r5, r6, [sp, #20]\n\t"
+        "strd r7, r8, [sp, #28]\n\t"
+        "str r9, [sp, #36]\n\t"
+        "mov lr, r5\n\t"
+        "adr.w r10, .Ldwl5_next\n\t"
+        "adr.w r11, .Ldwl5_odd\n\t"
+        "cmp r4, #0\n\t"
+        "it ne\n\t"
+        "movne r10, r11\n\t"
+        "orr r10, r10, #1\n\t"
+        "str r10, [sp, #16]\n\t"
+        "b .Ldwl5_channel\n\t"
+        ".p2align 2\n"
+        ".Ldwl5_odd:\n\t"                // an odd last output: the even half of a pair
+        "ldm r0, {r7, r11, r12}\n\t"
+        "smlad lr, r7, r4, r10\n\t"
         "smlad lr, r11, r5, lr\n\t"
         "smlabb lr, r12, r6, lr\n\t"
-        "ldrd r11, r12, [sp]\n\t"
+        "ldrd r11, r12, [sp, #4]\n\t"
         "add r12, r12, lr, asr #31\n\t"
         "smmlar lr, lr, r11, r12\n\t"
-        "ldr r11, [sp, #8]\n\t"
+        "ldr r11, [sp]\n\t"
         "asr lr, lr, r11\n\t"
         "ssat lr, #8, lr\n\t"
-        "strb lr, [r1]\n"
-        "3:\n\t"
-        "ldr r3, [sp, #16]\n\t"
-        "subs r3, r3, #1\n\t"
-        "str r3, [sp, #16]\n\t"
-        "bne 4b\n\t"
-        "add sp, sp, #44\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".irp e, " M4_DWL_SHIFTS "\n"
-        ".Ldwl5_e\\e:\n\t" M4_DWL_PAIR5_IMM
         "strb lr, [r1]\n\t"
-        "strb r10, [r1, r2]\n\t"
-        "add r1, r1, r2, lsl #1\n\t"
+        ".p2align 2\n"
+        ".Ldwl5_next:\n\t"
+        "ldrd lr, r12, [sp, #20]\n\t"
+        "cmp lr, r12\n\t"
+        "bne .Ldwl5_channel\n\t"
+        "add sp, sp, #44\n\t"
+        "pop {r4-r11, pc}\n"
+        ".Ldwl5_channel:\n\t"
+        "ldm lr!, {r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t"   // E0 E1 E2 O0 O1 O2 bias2 m c
+        "orr r6, r6, r7\n\t"                                     // (w4, w0)
+        "ldr r7, [lr], #4\n\t"                                   // e
+        "str lr, [sp, #20]\n\t"
+        "stm sp, {r7, r11, r12}\n\t"
+        "ldrd r11, r12, [sp, #28]\n\t"
+        "add r0, r0, r11\n\t"                                    // this channel's plane
+        "sub r1, r1, r12\n\t"                                    // and output
+        "ldr r12, [sp, #12]\n\t"                                 // tofs
+        "ldr r11, [sp, #36]\n\t"
+        "add r3, r0, r11\n\t"                                    // end of the full pairs
+        "add r12, r12, r7\n\t"
+        "tbh [pc, r12, lsl #1]\n"
+        ".Ldwl5_table:\n\t"
+        ".rept 32\n\t"
+        ".hword (.Ldwl5_none - .Ldwl5_table) / 2\n\t"
+        ".endr\n\t"
+        ".irp e, " M4_DWL_SHIFTS "\n\t"
+        ".hword (.Ldwl5_b\\e - .Ldwl5_table) / 2\n\t"
+        ".endr\n\t"
+        ".irp e, " M4_DWL_BIG "\n\t"
+        ".hword (.Ldwl5_gb - .Ldwl5_table) / 2\n\t"
+        ".endr\n\t"
+        ".hword (.Ldwl5_none - .Ldwl5_table) / 2\n\t"
+        ".irp e, " M4_DWL_SHIFTS "\n\t"
+        ".hword (.Ldwl5_a\\e - .Ldwl5_table) / 2\n\t"
+        ".endr\n\t"
+        ".irp e, " M4_DWL_BIG "\n\t"
+        ".hword (.Ldwl5_ga - .Ldwl5_table) / 2\n\t"
+        ".endr\n\t"
+        ".p2align 1\n"
+        ".Ldwl5_none:\n\t"
+        "ldr pc, [sp, #16]\n"
+        ".Ldwl5_ga:\n\t" M4_DWL_PAIR5
+        ".Ldwl5_gb:\n\t" M4_DWL_PAIR5
         "cmp r0, r3\n\t"
-        "bne .Ldwl5_e\\e\n\t"
-        "b .Ldwl5_tail\n\t"
+        "bne .Ldwl5_ga\n\t"
+        "ldr pc, [sp, #16]\n\t"
+        ".irp e, " M4_DWL_SHIFTS "\n"
+        ".Ldwl5_a\\e:\n\t" M4_DWL_PAIR5_IMM
+        ".Ldwl5_b\\e:\n\t" M4_DWL_PAIR5_IMM
+        "cmp r0, r3\n\t"
+        "bne .Ldwl5_a\\e\n\t"
+        "ldr pc, [sp, #16]\n\t"
         ".endr\n");
 }
 
-// pairs x (two consecutive line elements of four channels): src steps by step bytes per element, the
-// words go to dst (plane 0), dst + plane_bytes, ... (one word per element pair and plane).
+// pairs x (two consecutive line elements of four channels), then one more element if last: src steps
+// by step bytes per element, the words go to dst (plane 0), dst + plane_bytes, ... (one word per
+// element pair and plane; the last element in the low half of the next word).
 __attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUSED, int32_t *dst M4_UNUSED,
                                                        int32_t pairs M4_UNUSED, int32_t step M4_UNUSED,
-                                                       int32_t plane_bytes M4_UNUSED, int32_t off2 M4_UNUSED) {
+                                                       int32_t plane_bytes M4_UNUSED, int32_t off2 M4_UNUSED,
+                                                       int32_t last M4_UNUSED) {
     __asm__ volatile(
         "push {r4-r9, lr}\n\t"
         "ldrd lr, r12, [sp, #28]\n\t"    // plane_bytes, off2
-        "add r9, lr, lr, lsl #1\n"
+        "add r9, lr, lr, lsl #1\n\t"
+        "cbz r2, 2f\n"
         "1:\n\t"
         "ldr r4, [r0]\n\t"
         "ldr r5, [r0, r3]\n\t"
@@ -200,7 +223,20 @@ __attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUS
         "str r5, [r1, r9]\n\t"
         "str r8, [r1], #4\n\t"
         "subs r2, r2, #1\n\t"
-        "bne 1b\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "ldr r7, [sp, #36]\n\t"
+        "cbz r7, 3f\n\t"
+        "ldr r4, [r0]\n\t"
+        "sxtab16 r6, r12, r4\n\t"         // channels 0, 2
+        "sxtab16 r4, r12, r4, ror #8\n\t" // channels 1, 3
+        "strh r6, [r1]\n\t"
+        "strh r4, [r1, lr]\n\t"
+        "lsrs r6, r6, #16\n\t"
+        "lsrs r4, r4, #16\n\t"
+        "strh r6, [r1, lr, lsl #1]\n\t"
+        "strh r4, [r1, r9]\n"
+        "3:\n\t"
         "pop {r4-r9, pc}\n");
 }
 #endif
@@ -228,12 +264,10 @@ static void fill_planes(const int8_t *src, int32_t n, const dw_line_geom *g, int
         const int32_t off2 = (int32_t)(((uint32_t)off & 0xffffu) * 0x10001u);
         int32_t *d = (int32_t *)(void *)(planes + i);
 #if KWS_M4_DSP
-        const int32_t pairs = (end - i) >> 1;
-        if (pairs > 0) {
-            fill4_asm(src, d, pairs, step, 4 * rows, off2);
-            i += 2 * pairs;
-            src += 2 * pairs * step;
+        if (i < end) {
+            fill4_asm(src, d, (end - i) >> 1, step, 4 * rows, off2, (end - i) & 1);
         }
+        return;
 #endif
         for (; i + 1 < end; i += 2, d++) {
             const int32_t a = m4_ld32(src), b = m4_ld32(src + step);
@@ -285,6 +319,10 @@ void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t 
     memset(planes, 0, (size_t)rows * 16u);
 #if KWS_M4_DSP
     const int use_asm = k == 5 && p->act_min == -128 && p->act_max == 127;
+    // line_group5_asm's arguments; [1], [5] and [6] set per group.
+    const int32_t pairs = g.len_out >> 1, adv = 4 * (rows - pairs);
+    int32_t args[10] = {(int32_t)plane32 - adv, 0, g.out_step, pairs == 0 ? 0 : (pairs & 1) ? 31 : 62,
+                        g.len_out & 1, 0, 0, adv, 2 * pairs * g.out_step - 1, 4 * pairs};
 #endif
     const size_t in_size = (size_t)p->in_h * p->in_w * c, out_size = (size_t)p->out_h * p->out_w * c;
     for (int32_t b = 0; b < p->batches; b++) {
@@ -297,8 +335,9 @@ void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t 
                 const int32_t *pc = p->packed + 4 + (size_t)c0 * per;
 #if KWS_M4_DSP
                 if (use_asm) {
-                    const int32_t args[8] = {(int32_t)plane32, (int32_t)pc, (int32_t)(dst + c0), g.out_step,
-                                             g.len_out >> 1, g.len_out & 1, n, 4 * rows};
+                    args[1] = (int32_t)(dst + c0) + args[8];
+                    args[5] = (int32_t)pc;
+                    args[6] = (int32_t)(pc + n * per);
                     line_group5_asm(args);
                     continue;
                 }

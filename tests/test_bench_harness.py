@@ -433,3 +433,21 @@ def test_qemu_is_killed_on_ctrl_c(tmp_path):
         assert not _alive(k), f"QEMU {k} still running after Ctrl-C"
     rep = json.loads(out.read_text())
     assert rep["complete"] is False and "interrupted" in rep["error"]
+
+
+def test_host_board_accuracy_identical_to_tflite_micro(tmp_path, capsys):
+    """--board host: the bench app built for the host board, over its stdin/stdout."""
+    if not (SHARED_REAL / "speech_commands_v2_test").is_dir() or not MODEL.is_file():
+        pytest.skip("../shared (real speech, reference model) is absent")
+    from kws.bench import qemu
+
+    exe = qemu.build("host", "bench", build_dir=REPO / "build" / "firmware" / "bench-dscnn",
+                     make_vars={"MODEL": str(MODEL)})
+    out = tmp_path / "acc.json"
+    rc, err = _bench(["--mode", "accuracy", "--board", "host", "--firmware", str(exe), "--dataset",
+                      str(SHARED_REAL / "speech_commands_v2_test"), "--limit", "24", "--compare-tflm", str(MODEL),
+                      "--json", str(out)], capsys)
+    assert rc == 0 and not err, err
+    rep = json.loads(out.read_text())
+    assert rep["complete"] is True and rep["accuracy"]["n"] == 24 and "host program" in rep["transport"]
+    assert rep["accuracy"]["tflm"]["predictions_differ"] == 0 and rep["accuracy"]["tflm"]["values_differ"] == 0

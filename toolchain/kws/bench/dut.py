@@ -140,7 +140,12 @@ class Dut:
         """Sends cmd + '%' and returns its reply lines up to m-ready (excluded). Raises DutReset,
         DutGarbage, DutRefused (e-[...]) or DutTimeout."""
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
-        stray = self._drain(quiet_s=0.0, max_s=0.0) if self._buf else b""
+        # Whatever already arrived is not a reply to this command (e.g. a late m-ready after a resync).
+        stray = self._buf
+        self._buf = b""
+        until = time.monotonic() + 1.0  # a device that never stops talking: bounded anyway
+        while time.monotonic() < until and (chunk := self.link.recv(0.0)):
+            stray += chunk
         if stray.strip():
             self.log(f"discarded unexpected bytes before {cmd!r}: {stray[:40]!r}")
         self.link.send(cmd.encode("ascii") + b"%")

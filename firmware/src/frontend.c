@@ -85,6 +85,33 @@ static ALWAYS_INLINE int32_t log2_q24(const int32_t *table, uint64_t u) {
     return n * (1 << 24) + frac;
 }
 
+// 2 (log2_q24(table, u) - 63 * 2^24) + k2 (mod 2^32), the same interpolation as log2_q24: for the mel
+// pass, which wants 2 (log2 - offset) and passes k2 = 2 (63 * 2^24 - offset).
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static ALWAYS_INLINE uint32_t lsr32(uint32_t x, int32_t n) {  // x >> n for n in [0, 32] (32 gives 0)
+    uint32_t r;
+    __asm__("lsr %0, %1, %2" : "=r"(r) : "r"(x), "r"(n));
+    return r;
+}
+#define LSR32(x, n) lsr32((x), (n))
+#else
+#define LSR32(x, n) ((n) < 32 ? (x) >> (n) : 0u)
+#endif
+static ALWAYS_INLINE uint32_t log2_x2_plus(const int32_t *table, uint64_t u, uint32_t k2) {
+    uint32_t hi = (uint32_t)(u >> 32), lo = (uint32_t)u;
+    if (hi == 0) {  // u = lo * 2^0: as hi = lo, lo = 0 with 32 more leading zeros
+        hi = lo;
+        lo = 0;
+        k2 -= 32u << 25;
+    }
+    const int32_t c = __builtin_clz(hi);
+    const uint32_t m = (hi << c) | LSR32(lo, 32 - c);  // u normalized to [2^31, 2^32)
+    const uint32_t idx = (m >> 23) & 0xFFu;
+    const int32_t t0 = table[idx], t1 = table[idx + 1];
+    const uint32_t frac = (uint32_t)t0 + (uint32_t)(((uint64_t)(uint32_t)(t1 - t0) * (m << 9)) >> 32);
+    return k2 - ((uint32_t)c << 25) + 2 * frac;
+}
+
 void kws_frontend_set_norm_max(kws_frontend_t *fe, int32_t max_sample) {
     if (fe->cfg->normalize != KWS_FRONTEND_NORM_CLIP_MAX) {
         max_sample = 32768;
@@ -190,17 +217,21 @@ static void frame_to_row(kws_frontend_t *fe, int8_t *row, uint32_t peak, kws_fro
     for (const uint32_t *const end = &scratch->mag[seg[1]]; x < end; x++, w++) {
         acc_lo += (uint64_t)weight_half(w, 1) * *x;
     }
+    const uint32_t k2 = 2u * ((63u << 24) - (uint32_t)offset_q24);
     for (int32_t u = 1; u <= num_mel; u++) {
         acc_hi = floor_term;
-        for (const uint32_t *const end = &scratch->mag[seg[u + 1]]; x < end; x++, w++) {
-            const uint32_t v = *x;
-            acc_lo += (uint64_t)weight_half(w, 0) * v;
-            acc_hi += (uint64_t)weight_half(w, 1) * v;
+        // the segment's bins by one index counting up to 0
+        const int32_t nb = seg[u + 1] - seg[u];
+        x += nb;
+        w += nb;
+        for (int32_t k = -nb; k != 0; k++) {
+            const uint32_t v = x[k];
+            acc_lo += (uint64_t)weight_half(w + k, 0) * v;
+            acc_hi += (uint64_t)weight_half(w + k, 1) * v;
         }
-        // ln = round(l2 ln 2 / 2^31) = (2 l2 * ln2_q31 + 2^31) >> 32 (|2 l2| < 2^31: l2 is in
-        // [-54, 44] * 2^24 for every preset the init accepts)
-        const int32_t l2 = log2_q24(log2_table, acc_lo) - offset_q24;
-        ln_q24[u - 1] = MULHI_ROUND(2 * l2, KWS_LN2_Q31);
+        // ln = round(l2 ln 2 / 2^31) = (2 l2 * ln2_q31 + 2^31) >> 32 with l2 = log2 - offset (|2 l2| < 2^31:
+        // l2 is in [-54, 44] * 2^24 for every preset the init accepts)
+        ln_q24[u - 1] = MULHI_ROUND((int32_t)log2_x2_plus(log2_table, acc_lo, k2), KWS_LN2_Q31);
         acc_lo = acc_hi;
     }
     const int64_t zp_q48 = (int64_t)cfg->out_zero_point * ((int64_t)1 << 48);

@@ -50,8 +50,11 @@ _P = dict(act="none", lo=-1.0, hi=2.0, seed=3)
 CASES = {
     # CONV_2D: the GEMM in assembly (out_c % 4 == 0, int8 range), 1x1 pairs, odd pixel count
     "conv_1x1_64": ("conv2d", dict(_C, h=5, w=5, cin=64, cout=64, kh=1, kw=1, padding="SAME", act="relu"), GEMM),
-    # a patch of 136 values: the assembly's 32-step loop turns three times, entered part-way
+    # a patch of 136 values (68 column steps): the assembly's 32-step loop copy entered part-way, turned
+    # once more, then the last 32 steps
     "conv_1x1_cin136": ("conv2d", dict(_C, h=3, w=3, cin=136, cout=8, kh=1, kw=1, padding="VALID", w_std=0.2), GEMM),
+    # 64 column steps: one whole turn of the loop copy, then the last copy
+    "conv_1x1_cin128": ("conv2d", dict(_C, h=2, w=3, cin=128, cout=8, kh=1, kw=1, padding="VALID", w_std=0.2), GEMM),
     # C GEMM: out_c % 4 != 0, RELU6 clamp; in_c % 4 != 0 (patch gathered value by value)
     "conv_1x1_odd_relu6": ("conv2d", dict(_C, h=3, w=5, cin=6, cout=7, kh=1, kw=1, padding="VALID", act="relu6"),
                            GEMM),

@@ -311,9 +311,11 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 // The fast case in assembly: every group full (out_c % 4 == 0), fast requantization, no clamp beyond
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
 // words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
-// small stack frame: [sp] column end, [sp+4] column start, [sp+8] out_a, [sp+12] out_b,
-// [sp+16] end of the packed groups, [sp+20] (k4 / 2) % 32 / 2 (the loop does 32 column word pairs per turn; the
-// first turn is entered part-way, through a TBH table, when k4 / 2 is not a multiple of 32).
+// small stack frame: [sp] out_a, [sp+4] out_b, [sp+8] column start, [sp+12] column end - 256,
+// [sp+16] end of the packed groups, [sp+20] where each group enters the column steps (Thumb bit set).
+// The T = k4 / 2 column word pairs run in two unrolled copies of 32 steps: the last 32 (or all of
+// them, T <= 32) in the second copy, which falls through to the requantization; the rest in the
+// first, a loop entered part-way when T is not a multiple of 32.
 #define M4_STEP                        \
     "ldrd r8, r9, [r12], #8\n\t"       \
     "ldrd r10, r11, [lr], #8\n\t"      \
@@ -337,6 +339,7 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
     "smmlar " b ", " b ", r8, r11\n\t" \
     "asr " b ", " b ", r10\n\t"        \
     "ssat " b ", #8, " b "\n\t"
+#define M4_STEPS_31 "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31"
 
 __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_UNUSED, const int32_t *pk M4_UNUSED,
                                                           int8_t *out_a M4_UNUSED, int8_t *out_b M4_UNUSED,
@@ -345,57 +348,38 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "push {r4-r11, lr}\n\t"
         "ldrd r4, r5, [sp, #36]\n\t"     // k4, groups
         "sub sp, sp, #24\n\t"
+        "mov r12, r0\n\t"
         "add r6, r0, r4, lsl #2\n\t"
-        "ubfx r7, r4, #2, #4\n\t"      // (k4 / 2) % 32 / 2: where the first turn starts
-        "strd r6, r0, [sp, #0]\n\t"
-        "strd r2, r3, [sp, #8]\n\t"
+        "sub r6, r6, #256\n\t"
+        "strd r2, r3, [sp, #0]\n\t"
+        "strd r0, r6, [sp, #8]\n\t"
         "add r8, r4, #10\n\t"
         "lsl r8, r8, #3\n\t"           // bytes per group: 4 * (8 + 2 k4 + 12)
         "mla r8, r8, r5, r1\n\t"       // the end of the last group
-        "strd r8, r7, [sp, #16]\n\t"
+        "lsr r7, r4, #1\n\t"           // T
+        "cmp r7, #32\n\t"
+        "ite ls\n\t"
+        "adrls.w r9, .Lm4_gemm_last\n\t"
+        "adrhi.w r9, .Lm4_gemm_loop\n\t"
+        "it hi\n\t"
+        "andhi r7, r7, #31\n\t"
+        "ldr r9, [r9, r7, lsl #2]\n\t"
+        "strd r8, r9, [sp, #16]\n\t"
         "mov lr, r1\n"
         "1:\n\t"
-        "ldr r12, [sp, #4]\n\t"
         "ldmia lr!, {r0-r7}\n\t"
-        "ldr r8, [sp, #20]\n\t"
-        "tbh [pc, r8, lsl #1]\n"
-        ".Lm4_gemm_entry:\n\t"
-        ".hword (.Lm4_gemm_s0 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s30 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s28 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s26 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s24 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s22 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s20 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s18 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s16 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s14 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s12 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s10 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s8 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s6 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s4 - .Lm4_gemm_entry) / 2\n\t"
-        ".hword (.Lm4_gemm_s2 - .Lm4_gemm_entry) / 2\n\t"
-        ".p2align 1\n"
-        ".Lm4_gemm_s0:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s2:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s4:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s6:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s8:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s10:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s12:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s14:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s16:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s18:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s20:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s22:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s24:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s26:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s28:\n\t" M4_STEP M4_STEP
-        ".Lm4_gemm_s30:\n\t" M4_STEP M4_STEP
-        "ldr r8, [sp, #0]\n\t"
+        "ldr pc, [sp, #20]\n\t"
+        ".Lm4_gemm_a0:\n\t" M4_STEP
+        ".irp s, " M4_STEPS_31 "\n"
+        ".Lm4_gemm_a\\s:\n\t" M4_STEP
+        ".endr\n\t"
+        "ldr r8, [sp, #12]\n\t"
         "cmp r12, r8\n\t"
-        "bne .Lm4_gemm_s0\n\t"
+        "bne .Lm4_gemm_a0\n"
+        ".Lm4_gemm_b0:\n\t" M4_STEP
+        ".irp s, " M4_STEPS_31 "\n"
+        ".Lm4_gemm_b\\s:\n\t" M4_STEP
+        ".endr\n\t"
         M4_RQ("r0", "r4") M4_RQ("r1", "r5") M4_RQ("r2", "r6") M4_RQ("r3", "r7")
         "bfi r0, r1, #8, #8\n\t"
         "bfi r4, r5, #8, #8\n\t"
@@ -403,15 +387,29 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "bfi r4, r6, #16, #8\n\t"
         "bfi r0, r3, #24, #8\n\t"
         "bfi r4, r7, #24, #8\n\t"
-        "ldrd r8, r9, [sp, #8]\n\t"
+        "ldm sp, {r8, r9, r12}\n\t"    // out_a, out_b, column start
         "str r0, [r8], #4\n\t"
         "str r4, [r9], #4\n\t"
-        "strd r8, r9, [sp, #8]\n\t"
+        "strd r8, r9, [sp]\n\t"
         "ldr r8, [sp, #16]\n\t"
         "cmp lr, r8\n\t"
         "bne 1b\n\t"
         "add sp, sp, #24\n\t"
-        "pop {r4-r11, pc}\n");
+        "pop {r4-r11, pc}\n\t"
+        // Entry points: T <= 32 steps, all in the last copy (index T, 1..32); T > 32, the first turn
+        // of the loop does T % 32 of them (index T % 32; 0: a whole turn).
+        ".p2align 2\n"
+        ".Lm4_gemm_last:\n\t"
+        ".word .Lm4_gemm_b0 + 1\n\t"
+        ".irp s, 31,30,29,28,27,26,25,24,23,22,21,20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1\n\t"
+        ".word .Lm4_gemm_b\\s + 1\n\t"
+        ".endr\n\t"
+        ".word .Lm4_gemm_b0 + 1\n"
+        ".Lm4_gemm_loop:\n\t"
+        ".word .Lm4_gemm_a0 + 1\n\t"
+        ".irp s, 31,30,29,28,27,26,25,24,23,22,21,20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1\n\t"
+        ".word .Lm4_gemm_a\\s + 1\n\t"
+        ".endr\n");
 }
 
 // One pixel (an odd last one), same conditions as gemm_2x4_asm: its column in the even words of col

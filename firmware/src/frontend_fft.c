@@ -248,6 +248,7 @@ static ALWAYS_INLINE void radix4_stage(int32_t *z, int32_t m, const uint32_t *tw
         int32_t *pa = &z[2 * g], *pb = two ? pa + 2 * off : pa;
         butterfly_plain(pa, pb, off, offb, HALVE);
         const uint32_t *w = tw, *const w_end = tw + 3 * (q - 1);
+#pragma GCC unroll 3
         for (; w < w_end; w += 3) {
             pa += 2;
             if (two) {
@@ -274,6 +275,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
     const int32_t ls = s - 1, rs = 1 - s, rnd = s < 0 ? 1 << (-s - 1) : 0;
     const int32_t step = 2 * quarter;  // samples between the group's points
 #define KWS_SCALED(v) (LEFT ? (int32_t)((uint32_t)(v) << ls) : ((v) + rnd) >> rs)
+#pragma GCC unroll 2
     for (int32_t n0 = 0; n0 < n4; n0++) {
         const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
         uint32_t fv = load_pair(f), wv = load_pair(w);
@@ -289,6 +291,7 @@ static ALWAYS_INLINE void first_stage_fast(int32_t *z, const int16_t *frame, con
         const int32_t t3r = KWS_SCALED(MUL_BB(fv, wv)), t3i = KWS_SCALED(MUL_TT(fv, wv));
         butterfly_out(&z[2 * rev[n0]], &z[2 * rev[n0]], 2, 4, t0r, t0i, t1r, t1i, t2r, t2i, t3r, t3i, 0);
     }
+#pragma GCC unroll 2
     for (int32_t n0 = n4; n0 < n3; n0++) {
         const int16_t *f = frame + 2 * n0, *w = win + 2 * n0;
         uint32_t fv = load_pair(f), wv = load_pair(w);

@@ -426,6 +426,15 @@ def test_always_on_power_and_errors():
         power.estimate("nucleo_l4r5zi", 0)
 
 
+def test_estimate_from_instructions_assumes_one_instruction_per_cycle():
+    r = power.estimate_from_instructions("nucleo_l4r5zi", 2_813_000)
+    assert r["latency_ms"] == pytest.approx(2_813_000 / 120e6 * 1e3)
+    assert r["uj_per_inference"] == pytest.approx(43.56 * r["latency_ms"])
+    assert r["estimated"] is True and "one instruction per cycle" in r["model"]["assumption"]
+    with pytest.raises(KwsError, match="instructions per inference must be a positive number"):
+        power.estimate_from_instructions("nucleo_l4r5zi", -1)
+
+
 def test_every_power_model_is_a_registered_board():
     from kws import boards
     for name in power.boards():

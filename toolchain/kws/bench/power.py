@@ -112,6 +112,22 @@ def estimate(board: str, seconds_per_inference: float, *, path: Path = MODELS_FI
     }
 
 
+def estimate_from_instructions(board: str, instructions_per_inference: float, *,
+                               path: Path = MODELS_FILE) -> dict:
+    """estimate() for an instruction count (QEMU): device time = instructions / the board's clock, i.e.
+    one instruction per cycle (DESIGN.md decision 5). Adds "latency_ms" and says the assumption."""
+    n = float(instructions_per_inference)
+    if not (n > 0 and n < float("inf")):
+        raise KwsError(f"instructions per inference must be a positive number, got {instructions_per_inference!r}")
+    m = model(board, path)
+    seconds = n / m["clock_hz"]
+    out = estimate(board, seconds, path=path)
+    out["latency_ms"] = seconds * 1e3
+    out["model"]["instructions_per_inference"] = n
+    out["model"]["assumption"] = f"one instruction per cycle at {m['clock_hz'] / 1e6:g} MHz (instruction count from QEMU)"
+    return out
+
+
 def always_on_power(board: str, duty_cycle: float, *, path: Path = MODELS_FILE) -> float:
     """Average supply power (mW) of an always-on device busy `duty_cycle` (0..1) of the time:
     duty * P_run + (1 - duty) * P_idle, P_idle in the model's idle mode. An estimate, like estimate()."""

@@ -311,8 +311,8 @@ static inline void store4(int8_t *out, uint32_t word, int32_t n) {
 // The fast case in assembly: every group full (out_c % 4 == 0), fast requantization, no clamp beyond
 // int8, both pixels stored. Registers: r0-r3 pixel A accumulators, r4-r7 pixel B, r8/r9 the two column
 // words, r10/r11 two weight words, r12 the column pointer, lr the packed pointer; the rest lives in a
-// small stack frame: [sp] out_a, [sp+4] out_b, [sp+8] column start, [sp+12] column end - 256,
-// [sp+16] end of the packed groups, [sp+20] where each group enters the column steps (Thumb bit set).
+// small stack frame: [sp] out_a, [sp+4] out_b, [sp+8] out_a past the last group, [sp+12] column start,
+// [sp+16] column end - 256, [sp+20] where each group enters the column steps (Thumb bit set).
 // The T = k4 / 2 column word pairs run in two unrolled copies of 32 steps: the last 32 (or all of
 // them, T <= 32) in the second copy, which falls through to the requantization; the rest in the
 // first, a loop entered part-way when T is not a multiple of 32.
@@ -352,10 +352,9 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "add r6, r0, r4, lsl #2\n\t"
         "sub r6, r6, #256\n\t"
         "strd r2, r3, [sp, #0]\n\t"
-        "strd r0, r6, [sp, #8]\n\t"
-        "add r8, r4, #10\n\t"
-        "lsl r8, r8, #3\n\t"           // bytes per group: 4 * (8 + 2 k4 + 12)
-        "mla r8, r8, r5, r1\n\t"       // the end of the last group
+        "add r8, r2, r5, lsl #2\n\t"   // out_a past the last group
+        "strd r8, r0, [sp, #8]\n\t"
+        "str r6, [sp, #16]\n\t"
         "lsr r7, r4, #1\n\t"           // T
         "cmp r7, #32\n\t"
         "ite ls\n\t"
@@ -364,7 +363,7 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "it hi\n\t"
         "andhi r7, r7, #31\n\t"
         "ldr r9, [r9, r7, lsl #2]\n\t"
-        "strd r8, r9, [sp, #16]\n\t"
+        "str r9, [sp, #20]\n\t"
         "mov lr, r1\n"
         "1:\n\t"
         "ldmia lr!, {r0-r7}\n\t"
@@ -373,7 +372,7 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         ".irp s, " M4_STEPS_31 "\n"
         ".Lm4_gemm_a\\s:\n\t" M4_STEP
         ".endr\n\t"
-        "ldr r8, [sp, #12]\n\t"
+        "ldr r8, [sp, #16]\n\t"
         "cmp r12, r8\n\t"
         "bne .Lm4_gemm_a0\n"
         ".Lm4_gemm_b0:\n\t" M4_STEP
@@ -387,12 +386,11 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
         "bfi r4, r6, #16, #8\n\t"
         "bfi r0, r3, #24, #8\n\t"
         "bfi r4, r7, #24, #8\n\t"
-        "ldm sp, {r8, r9, r12}\n\t"    // out_a, out_b, column start
+        "ldm sp, {r8, r9, r10, r12}\n\t"   // out_a, out_b, out_a end, column start
         "str r0, [r8], #4\n\t"
         "str r4, [r9], #4\n\t"
         "strd r8, r9, [sp]\n\t"
-        "ldr r8, [sp, #16]\n\t"
-        "cmp lr, r8\n\t"
+        "cmp r8, r10\n\t"
         "bne 1b\n\t"
         "add sp, sp, #24\n\t"
         "pop {r4-r11, pc}\n\t"

@@ -194,16 +194,14 @@ __attribute__((naked, noinline)) static void line_group5_asm(const int32_t *args
         ".endr\n");
 }
 
-// pairs x (two consecutive line elements of four channels), then one more element if last: src steps
-// by step bytes per element, the words go to dst (plane 0), dst + plane_bytes, ... (one word per
-// element pair and plane; the last element in the low half of the next word).
-__attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUSED, int32_t *dst M4_UNUSED,
-                                                       int32_t pairs M4_UNUSED, int32_t step M4_UNUSED,
-                                                       int32_t plane_bytes M4_UNUSED, int32_t off2 M4_UNUSED,
-                                                       int32_t last M4_UNUSED) {
+// Four channels of a line into the planes. cfg: [dst, pairs, step, last, off2, plane_bytes]: pairs x
+// (two consecutive line elements), then one more element if last; src steps by step bytes per element,
+// the words go to dst (plane 0), dst + plane_bytes, ... (one word per element pair and plane; the last
+// element in the low half of the next word); off2 the input offset in both halves.
+__attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUSED, const int32_t *cfg M4_UNUSED) {
     __asm__ volatile(
-        "push {r4-r9, lr}\n\t"
-        "ldrd lr, r12, [sp, #28]\n\t"    // plane_bytes, off2
+        "push {r4-r10, lr}\n\t"
+        "ldm r1, {r1, r2, r3, r10, r12, lr}\n\t"
         "add r9, lr, lr, lsl #1\n\t"
         "cbz r2, 2f\n"
         "1:\n\t"
@@ -225,8 +223,8 @@ __attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUS
         "subs r2, r2, #1\n\t"
         "bne 1b\n"
         "2:\n\t"
-        "ldr r7, [sp, #36]\n\t"
-        "cbz r7, 3f\n\t"
+        "cmp r10, #0\n\t"
+        "beq 3f\n\t"
         "ldr r4, [r0]\n\t"
         "sxtab16 r6, r12, r4\n\t"         // channels 0, 2
         "sxtab16 r4, r12, r4, ror #8\n\t" // channels 1, 3
@@ -237,7 +235,7 @@ __attribute__((naked, noinline)) static void fill4_asm(const int8_t *src M4_UNUS
         "strh r6, [r1, lr, lsl #1]\n\t"
         "strh r4, [r1, r9]\n"
         "3:\n\t"
-        "pop {r4-r9, pc}\n");
+        "pop {r4-r10, pc}\n");
 }
 #endif
 
@@ -265,7 +263,8 @@ static void fill_planes(const int8_t *src, int32_t n, const dw_line_geom *g, int
         int32_t *d = (int32_t *)(void *)(planes + i);
 #if KWS_M4_DSP
         if (i < end) {
-            fill4_asm(src, d, (end - i) >> 1, step, 4 * rows, off2, (end - i) & 1);
+            const int32_t cfg[6] = {(int32_t)d, (end - i) >> 1, step, (end - i) & 1, off2, 4 * rows};
+            fill4_asm(src, cfg);
         }
         return;
 #endif
@@ -321,10 +320,40 @@ void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t 
     const int use_asm = k == 5 && p->act_min == -128 && p->act_max == 127;
     // line_group5_asm's arguments; [1], [5] and [6] set per group.
     const int32_t pairs = g.len_out >> 1, adv = 4 * (rows - pairs);
+    const int32_t back = 2 * pairs * g.out_step - 1;
     int32_t args[10] = {(int32_t)plane32 - adv, 0, g.out_step, pairs == 0 ? 0 : (pairs & 1) ? 31 : 62,
-                        g.len_out & 1, 0, 0, adv, 2 * pairs * g.out_step - 1, 4 * pairs};
+                        g.len_out & 1, 0, 0, adv, back, 4 * pairs};
 #endif
     const size_t in_size = (size_t)p->in_h * p->in_w * c, out_size = (size_t)p->out_h * p->out_w * c;
+#if KWS_M4_DSP
+    if (use_asm) {
+        // Groups of four channels whose line starts at an even plane index fill in one call.
+        const int32_t i0 = g.pad, i1 = g.pad + g.len_in < 2 * rows ? g.pad + g.len_in : 2 * rows;
+        const int fill_fast = (i0 & 1) == 0 && i0 < i1;
+        const int32_t off2 = (int32_t)(((uint32_t)p->input_offset & 0xffffu) * 0x10001u);
+        const int32_t fcfg[6] = {(int32_t)(plane32 + i0 / 2), (i1 - i0) >> 1, g.in_step, (i1 - i0) & 1, off2, 4 * rows};
+        for (int32_t b = 0; b < p->batches; b++) {
+            for (int32_t l = 0; l < g.lines; l++) {
+                const int8_t *src = input + b * in_size + (size_t)l * g.in_line;
+                int8_t *dst = output + b * out_size + (size_t)l * g.out_line;
+                const int32_t *pc = p->packed + 4;
+                for (int32_t c0 = 0; c0 < c; c0 += 4, pc += 4 * per) {
+                    const int32_t n = c - c0 < 4 ? c - c0 : 4;
+                    if (n == 4 && fill_fast) {
+                        fill4_asm(src + c0, fcfg);
+                    } else {
+                        fill_planes(src + c0, n, &g, p->input_offset, rows, planes);
+                    }
+                    args[1] = (int32_t)(dst + c0) + back;
+                    args[5] = (int32_t)pc;
+                    args[6] = (int32_t)(pc + n * per);
+                    line_group5_asm(args);
+                }
+            }
+        }
+        return;
+    }
+#endif
     for (int32_t b = 0; b < p->batches; b++) {
         for (int32_t l = 0; l < g.lines; l++) {
             const int8_t *src = input + b * in_size + (size_t)l * g.in_line;
@@ -333,15 +362,6 @@ void kws_nn_m4_dw_line(const kws_nn_conv_params *p, const int8_t *input, int8_t 
                 const int32_t n = c - c0 < 4 ? c - c0 : 4;
                 fill_planes(src + c0, n, &g, p->input_offset, rows, planes);
                 const int32_t *pc = p->packed + 4 + (size_t)c0 * per;
-#if KWS_M4_DSP
-                if (use_asm) {
-                    args[1] = (int32_t)(dst + c0) + args[8];
-                    args[5] = (int32_t)pc;
-                    args[6] = (int32_t)(pc + n * per);
-                    line_group5_asm(args);
-                    continue;
-                }
-#endif
                 for (int32_t j = 0; j < n; j++, pc += per) {
                     line_channel(p, plane32 + j * rows, pc, jn, g.len_out, g.out_step, dst + c0 + j);
                 }

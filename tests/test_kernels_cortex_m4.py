@@ -62,6 +62,8 @@ CASES = {
     "conv_3x3_same": ("conv2d", dict(_C, h=6, w=5, cin=8, cout=8, kh=3, kw=3, padding="SAME"), GEMM),
     # the GEMM's unrolled loop entered at each point: patch of 36 values (64, 40 and 28 above and below)
     "conv_3x3_cin4": ("conv2d", dict(_C, h=5, w=6, cin=4, cout=8, kh=3, kw=3, padding="VALID", act="relu"), GEMM),
+    # an odd pixel count with k4 / 4 odd: the last pixel alone enters its loop at the second half
+    "conv_3x3_cin4_odd": ("conv2d", dict(_C, h=5, w=5, cin=4, cout=8, kh=3, kw=3, padding="VALID"), GEMM),
     # the DS-CNN first layer's shape: one channel, edge groups shifted in, stride 2
     "conv_10x4_s2": ("conv2d", dict(_C, h=13, w=10, cin=1, cout=12, kh=10, kw=4, stride=[2, 2], padding="SAME",
                                     lo=0.0, hi=3.0), GEMM),

@@ -411,16 +411,23 @@ __attribute__((naked, noinline)) static void gemm_2x4_asm(const int32_t *col M4_
 }
 
 // One pixel (an odd last one), same conditions as gemm_2x4_asm: its column in the even words of col
-// (the odd ones are skipped). Registers: r0-r3 accumulators, r4-r7 the four weight words of a column
-// word (one LDM), r8 the column word, r9 the column end, r12 the column pointer, lr the packed pointer;
-// [sp] column start, [sp+4] out, [sp+8] end of the packed groups.
-#define M4_STEP1                       \
-    "ldr r8, [r12], #8\n\t"            \
+// (the odd ones are read and skipped). Registers: r0-r3 accumulators, r4-r7 the four weight words of a
+// column word (one LDM), r8 and r10 two column words (with r9 and r11, one LDM of four words), r12 the
+// column pointer, lr the packed pointer. Loop turns of four column words, entered at the second half
+// when k4 / 4 is odd. Stack frame: [sp] column end, [sp+4] the entry (Thumb bit set), [sp+8] out,
+// [sp+12] out past the last group, [sp+16] column start.
+#define M4_HALF1                       \
+    "ldm r12!, {r8, r9, r10, r11}\n\t" \
     "ldm lr!, {r4, r5, r6, r7}\n\t"    \
     "smlad r0, r8, r4, r0\n\t"         \
     "smlad r1, r8, r5, r1\n\t"         \
     "smlad r2, r8, r6, r2\n\t"         \
-    "smlad r3, r8, r7, r3\n\t"
+    "smlad r3, r8, r7, r3\n\t"         \
+    "ldm lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad r0, r10, r4, r0\n\t"        \
+    "smlad r1, r10, r5, r1\n\t"        \
+    "smlad r2, r10, r6, r2\n\t"        \
+    "smlad r3, r10, r7, r3\n\t"
 #define M4_RQ1(a)                      \
     "ldmia lr!, {r4, r5, r6}\n\t"      \
     "add r5, r5, " a ", asr #31\n\t"   \
@@ -434,32 +441,39 @@ __attribute__((naked, noinline)) static void gemm_1x4_asm(const int32_t *col M4_
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
         "ldr r4, [sp, #36]\n\t"         // groups
-        "sub sp, sp, #12\n\t"
+        "sub sp, sp, #20\n\t"
         "add r9, r0, r3, lsl #2\n\t"     // column end (k4 / 2 words of each pixel, interleaved)
-        "add r8, r3, #10\n\t"
-        "lsl r8, r8, #3\n\t"            // bytes per group: 4 * (8 + 2 k4 + 12)
-        "mla r8, r8, r4, r1\n\t"        // the end of the last group
-        "str r0, [sp, #0]\n\t"
-        "strd r2, r8, [sp, #4]\n\t"
+        "tst r3, #4\n\t"
+        "ite ne\n\t"
+        "adrne.w r10, .Lm4_g1_h2\n\t"
+        "adreq.w r10, .Lm4_g1_h1\n\t"
+        "orr r10, r10, #1\n\t"
+        "strd r9, r10, [sp, #0]\n\t"
+        "add r8, r2, r4, lsl #2\n\t"    // out past the last group
+        "strd r2, r8, [sp, #8]\n\t"
+        "str r0, [sp, #16]\n\t"
         "mov lr, r1\n"
         "1:\n\t"
-        "ldr r12, [sp, #0]\n\t"
+        "ldr r12, [sp, #16]\n\t"
         "ldm lr, {r0-r3}\n\t"
-        "add lr, lr, #32\n"
-        "2:\n\t" M4_STEP1 M4_STEP1
+        "add lr, lr, #32\n\t"
+        "ldr pc, [sp, #4]\n\t"
+        ".p2align 2\n"
+        ".Lm4_g1_h1:\n\t" M4_HALF1
+        ".Lm4_g1_h2:\n\t" M4_HALF1
+        "ldr r9, [sp, #0]\n\t"
         "cmp r12, r9\n\t"
-        "bne 2b\n\t"
+        "bne .Lm4_g1_h1\n\t"
         M4_RQ1("r0") M4_RQ1("r1") M4_RQ1("r2") M4_RQ1("r3")
         "bfi r0, r1, #8, #8\n\t"
         "bfi r0, r2, #16, #8\n\t"
         "bfi r0, r3, #24, #8\n\t"
-        "ldr r8, [sp, #4]\n\t"
+        "ldrd r8, r9, [sp, #8]\n\t"
         "str r0, [r8], #4\n\t"
-        "str r8, [sp, #4]\n\t"
-        "ldr r8, [sp, #8]\n\t"
-        "cmp lr, r8\n\t"
+        "str r8, [sp, #8]\n\t"
+        "cmp r8, r9\n\t"
         "bne 1b\n\t"
-        "add sp, sp, #12\n\t"
+        "add sp, sp, #20\n\t"
         "pop {r4-r11, pc}\n");
 }
 #endif

@@ -158,3 +158,38 @@ def test_firmware_makefile_builds_a_model_folder(model_and_stream, tmp_path):
     bad = subprocess.run(["make", "--no-print-directory", "-C", str(fw), "BOARD=host", f"MODEL={tmp_path / 'none'}",
                           f"BUILD_DIR={tmp_path}"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "not a model folder" in bad.stderr
+
+
+def test_bench_stream_mode_scores_the_apps_own_detections(model_and_stream, tmp_path):
+    """kws bench --mode stream plays one recording (positives padded with quiet room, negatives back to
+    back) to the wake app and scores its detections with kws eval's rules; the detections must be the
+    streaming simulation's on the same recording, and the scores what those detections imply."""
+    import json
+
+    from kws.bench import stream
+    from kws.cli import main as kws_main
+
+    m = model_and_stream
+    data = m["base"] / "data"
+    pos, neg = [str(data / "tiny_word")], [str(data / "_unknown_"), str(data / "_silence_")]
+    exe = firmware.build_wake(m["model"], board="host", build_dir=tmp_path / "build")
+    out = tmp_path / "stream.json"
+    rc = kws_main(["bench", "--mode", "stream", "--board", "host", "--firmware", str(exe), "--positives", pos[0],
+                   "--negatives", neg[0], "--negatives", neg[1], "--json", str(out), "--no-progress"])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["complete"] is True and rep["mode"] == "stream"
+    st = rep["stream"]
+    pcm, segments = stream.build_recording(positives=pos, negatives=neg)
+    want, invocations = expected_events(m["model"], pcm)
+    assert st["detections"] == len(want) and st["device"]["invocations"] == invocations
+    assert st == {**st, **stream.score([t for _, _, t in want], segments)}
+    assert st["positives"] == 70 and st["negative_hours"] > 0
+    assert 0 < st["detections"] < invocations / 2   # a model that sometimes fires, not always
+    assert 0 <= st["frr"] < 1
+
+
+def test_bench_stream_mode_needs_a_device_and_audio(tmp_path):
+    from kws.cli import main as kws_main
+
+    assert kws_main(["bench", "--mode", "stream", "--positives", str(tmp_path)]) == 2

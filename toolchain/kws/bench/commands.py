@@ -64,6 +64,12 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=None,
                    help="bytes per db command (default: 62 for --board, 31 for --port as the MLCommons runner)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    w = p.add_argument_group("stream (the wake app: --firmware is the wake app, or --port a board running it)")
+    w.add_argument("--positives", action="append", default=[], metavar="DIR", help="wake-word clips (repeatable)")
+    w.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                   help="audio without the wake word, played back to back per folder (repeatable)")
+    w.add_argument("--noise", action="append", default=[], metavar="DIR", help="noise recordings (repeatable)")
+    w.add_argument("--snr-db", type=float, default=None, help="also mix --noise under all audio at this SNR")
     return p
 
 
@@ -123,9 +129,11 @@ def _on_sigterm(_sig, _frame):
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    if args.mode in ("energy", "stream"):
-        raise KwsError(f"--mode {args.mode}: not implemented yet (energy monitors, power models and streaming "
-                       "arrive with the rest of issue 7); use --mode perf or accuracy")
+    if args.mode == "energy":
+        raise KwsError("--mode energy: not wired into kws bench yet (the monitors and power models are in "
+                       "kws.bench.energy / kws.bench.power); use --mode perf, accuracy or stream")
+    if args.mode == "stream":
+        return _run_stream(args)
     from kws.bench import accuracy, report, transport
 
     if not args.port and not args.board:
@@ -218,6 +226,31 @@ def run_cli(args: argparse.Namespace) -> int:
     if error is not None:
         where = f" (partial results in {args.json_out}, marked incomplete)" if args.json_out else ""
         raise KwsError(f"bench stopped: {error}{where}")
+    return 0
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    """--mode stream: the wake app hears one long recording; its detections are scored as kws eval does."""
+    from kws.bench import report, stream
+
+    if not args.port and not args.board:
+        raise KwsError("no device: give --port URL (a board running the wake app) or "
+                       "--board qemu_mps2_an386|host --firmware <wake app>")
+    rep = report.new("stream", args.port or f"{args.board} {args.firmware}")
+    md_path = args.md or (str(Path(args.json_out).with_suffix(".md")) if args.json_out else None)
+    res = stream.run(positives=args.positives, negatives=args.negatives, noise=args.noise or None,
+                     snr_db=args.snr_db, port=args.port, board=None if args.port else args.board,
+                     firmware=args.firmware, baud=args.baud, timeout_s=max(args.timeout_s, 60.0),
+                     log=lambda m: print(f"kws bench: {m}", file=sys.stderr))
+    rep["stream"] = res
+    rep["complete"] = res.pop("complete")
+    if not rep["complete"]:
+        rep["error"] = "the device did not report the end of the stream"
+    report.write(rep, args.json_out, md_path)
+    if md_path:
+        sys.stdout.write(report.markdown(rep))
+    if not rep["complete"]:
+        raise KwsError(f"bench stopped: {rep['error']}" + (f" (partial results in {args.json_out})" if args.json_out else ""))
     return 0
 
 

@@ -74,6 +74,20 @@ def markdown(rep: dict) -> str:
         for name, c in a.get("per_class", {}).items():
             acc = _fmt(100 * c["accuracy"], 1) + " %" if c["accuracy"] is not None else "n/a"
             lines.append(f"| {name} | {c['n']} | {c['correct']} | {acc} |")
+    st = rep.get("stream")
+    if st:
+        lo, hi = st["frr_ci95"]
+        flo, fhi = st["faph_ci95"]
+        dev = st.get("device") or {}
+        lines += ["", "## Wake-word stream", "",
+                  f"- audio: {st['audio_s'] / 60:.1f} min; {st['positives']} positive clips, "
+                  f"{st['negative_hours']:.2f} h of negatives; clock: {st['clock']}",
+                  f"- FRR: **{100 * st['frr']:.1f} %** ({100 * lo:.1f}–{100 * hi:.1f} %, 95 %), "
+                  f"{st['misses']} missed of {st['positives']}",
+                  f"- false accepts: **{st['faph']:.2f} per hour** ({flo:.2f}–{fhi:.2f}), {st['false_accepts']} "
+                  f"(debounced over {st['rules']['debounce_ms']:.0f} ms)",
+                  f"- device: {dev.get('hops', '?')} hops, {dev.get('invocations', '?')} model invocations, "
+                  f"{dev.get('overruns', '?')} overruns"]
     return "\n".join(lines) + "\n"
 
 

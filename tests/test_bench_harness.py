@@ -387,6 +387,34 @@ def test_qemu_perf_is_instruction_time(tmp_path, capsys):
 
 @pytest.mark.qemu
 @needs_qemu
+def test_qemu_energy_estimate_from_the_power_model(tmp_path, capsys):
+    """--mode energy --power-model: the perf measurement's instructions at the board's clock times the
+    datasheet run power, labelled an estimate."""
+    from kws.bench import power
+
+    image = _image()
+    out = tmp_path / "energy.json"
+    rc, err = _bench(["--mode", "energy", "--power-model", "nucleo_l4r5zi", "--board", "qemu_mps2_an386",
+                      "--firmware", str(image), "--min-window-s", "0.2", "--inputs", "1", "--json", str(out)], capsys)
+    assert rc == 0 and not err, err
+    rep = json.loads(out.read_text())
+    e, ipi = rep["energy"], rep["perf"]["instructions_per_inference"]
+    assert e["estimated"] is True and rep["complete"] is True
+    seconds = ipi / 120e6
+    assert e["uj_per_inference"] == pytest.approx(power.run_power_w("nucleo_l4r5zi") * seconds * 1e6)
+    assert e["latency_ms"] == pytest.approx(seconds * 1e3)
+    assert not _qemu_children(os.getpid())
+
+
+def test_energy_mode_needs_a_power_model_or_says_what_is_missing(capsys):
+    rc, err = _bench(["--mode", "energy", "--board", "qemu_mps2_an386", "--firmware", "x.elf"], capsys)
+    assert rc == 2 and len(err) == 1 and "--power-model" in err[0]
+    rc, err = _bench(["--mode", "energy", "--power-model", "nope", "--port", "loop://"], capsys)
+    assert rc == 2 and len(err) == 1 and "no power model" in err[0]
+
+
+@pytest.mark.qemu
+@needs_qemu
 def test_qemu_is_killed_after_an_exception(capsys):
     image = _image()
     from kws.bench import transport

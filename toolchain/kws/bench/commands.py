@@ -58,6 +58,9 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
                    help="write the markdown summary here (default: beside --json, OUT with .md)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="accuracy: confusion matrix PNG (default: beside --json)")
+    p.add_argument("--power-model", default=None, metavar="BOARD",
+                   help="energy: estimate energy per inference from device time and BOARD's datasheet currents "
+                        "(labelled an estimate)")
     p.add_argument("--timeout-s", type=float, default=20.0,
                    help="longest wait for one reply line, beyond an inference's expected time (default 20)")
     p.add_argument("--retries", type=int, default=3, help="retries of one input after a recoverable fault")
@@ -130,8 +133,14 @@ def _on_sigterm(_sig, _frame):
 
 def run_cli(args: argparse.Namespace) -> int:
     if args.mode == "energy":
-        raise KwsError("--mode energy: not wired into kws bench yet (the monitors and power models are in "
-                       "kws.bench.energy / kws.bench.power); use --mode perf, accuracy or stream")
+        if not args.power_model:
+            raise KwsError("--mode energy needs --power-model BOARD (an estimate from device time and the "
+                           "board's datasheet currents); measuring with a power monitor (LPM01A, Joulescope "
+                           "behind an IO manager: kws.bench.energy) is not wired into kws bench yet")
+        from kws.bench import power
+
+        if args.power_model not in power.boards():
+            raise KwsError(f"--power-model {args.power_model}: no power model; known: {', '.join(power.boards())}")
     if args.mode == "stream":
         return _run_stream(args)
     from kws.bench import accuracy, report, transport
@@ -188,7 +197,7 @@ def run_cli(args: argparse.Namespace) -> int:
             ident = dut.start(fresh_boot=link.kind in ("qemu", "host"))
             rep["device"] = {"name": ident.name, "profile": ident.profile, "model": ident.model}
             shift = getattr(link, "icount_shift", None)
-            if args.mode == "perf":
+            if args.mode in ("perf", "energy"):
                 rep["perf"] = {}
                 bar = _Progress(args.inputs, "perf windows", progress_on)
                 try:
@@ -196,6 +205,8 @@ def run_cli(args: argparse.Namespace) -> int:
                 finally:
                     bar.close()
                 rep["perf"] = res
+                if args.mode == "energy":
+                    rep["energy"] = _estimate_energy(args.power_model, res)
             else:
                 _run_accuracy(dut, args, items, x, fmt, rep, progress_on)
             rep["complete"] = True
@@ -227,6 +238,21 @@ def run_cli(args: argparse.Namespace) -> int:
         where = f" (partial results in {args.json_out}, marked incomplete)" if args.json_out else ""
         raise KwsError(f"bench stopped: {error}{where}")
     return 0
+
+
+def _estimate_energy(board: str, perf_result: dict) -> dict:
+    """--mode energy --power-model: energy per inference from the perf measurement's device time (under
+    QEMU: its instruction count at the board's clock, one instruction per cycle). Always an estimate."""
+    from kws.bench import power
+
+    n = perf_result.get("instructions_per_inference")
+    if n:
+        out = power.estimate_from_instructions(board, n)
+    else:
+        out = power.estimate(board, perf_result["latency_ms"] / 1e3)
+    out["board"] = board
+    out["estimated"] = True
+    return out
 
 
 def _run_stream(args: argparse.Namespace) -> int:

@@ -74,6 +74,14 @@ def markdown(rep: dict) -> str:
         for name, c in a.get("per_class", {}).items():
             acc = _fmt(100 * c["accuracy"], 1) + " %" if c["accuracy"] is not None else "n/a"
             lines.append(f"| {name} | {c['n']} | {c['correct']} | {acc} |")
+    e = rep.get("energy")
+    if e:
+        m = e.get("model", {})
+        lines += ["", "## Energy (estimate)", "",
+                  f"- **{_fmt(e.get('uj_per_inference'), 1)} µJ per inference, estimated** with the "
+                  f"{e.get('board')} power model: {m.get('formula', '?')}"
+                  + (f"; {m['assumption']}" if m.get("assumption") else ""),
+                  f"- source: {m.get('source', '?')}" + ("" if m.get("source_verified", True) else " (not verified)")]
     st = rep.get("stream")
     if st:
         lo, hi = st["frr_ci95"]

@@ -39,6 +39,7 @@
 // board in this repository's CI, which has none.
 
 #include "kws/board.h"
+#include "kws/print.h"
 #include "board_stream.h"
 #if KWS_HAVE_SEMIHOST
 #include "kws/semihost.h"
@@ -487,17 +488,8 @@ void startup_unhandled(uint32_t exception)
 {
     GPIOB->bsrr = 1u << PIN_LD3_RED;
     if (board_ready) {
-        static const char message[] = "kws: unhandled exception ";
-        uint8_t text[10];
-        size_t n = sizeof text;
-        uint32_t value = exception;
-        do {
-            text[--n] = (uint8_t)('0' + value % 10u);
-            value /= 10u;
-        } while (value != 0u && n > 0u);
-        board_uart_write((const uint8_t *)message, sizeof message - 1u);
-        board_uart_write(&text[n], sizeof text - n);
-        board_uart_write((const uint8_t *)"\n", 1u);
+        kws_print_u64("kws: unhandled exception ", exception);
+        kws_print("\n");
     }
     board_exit(128 + (int)exception);
 }

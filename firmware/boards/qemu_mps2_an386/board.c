@@ -12,6 +12,7 @@
 // instruction (one instruction = 2^N ns of virtual time, one tick = 40 ns), independent of host speed.
 
 #include "kws/board.h"
+#include "kws/print.h"
 #include "kws/semihost.h"
 
 typedef struct {
@@ -205,16 +206,7 @@ void board_exit(int status)
 void startup_unhandled(uint32_t exception);
 void startup_unhandled(uint32_t exception)
 {
-    static const char message[] = "kws: unhandled exception ";
-    uint8_t text[10];
-    size_t n = sizeof text;
-    uint32_t value = exception;
-    do {
-        text[--n] = (uint8_t)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u && n > 0u);
-    board_uart_write((const uint8_t *)message, sizeof message - 1u);
-    board_uart_write(&text[n], sizeof text - n);
-    board_uart_write((const uint8_t *)"\n", 1u);
+    kws_print_u64("kws: unhandled exception ", exception);
+    kws_print("\n");
     board_exit(128 + (int)exception);
 }

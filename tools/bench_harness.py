@@ -75,6 +75,9 @@ def main() -> int:
     a, p = acc_rep["accuracy"], perf_rep["perf"]
     t = a["tflm"]
     ipi = p["instructions_per_inference"]
+    from kws.bench import power
+
+    energy = power.estimate_from_instructions("nucleo_l4r5zi", ipi)
     at120 = ipi / 120e3
     ok = a["top1"] >= 0.92 and t["predictions_differ"] == 0
     print(f"top-1 {100 * a['top1']:.2f} % n={a['n']} differ={t['predictions_differ']}/{t['values_differ']}; "
@@ -107,6 +110,9 @@ def main() -> int:
         f"{p['latency_ms']:.1f} ms | |",
         f"| estimated latency at 120 MHz, 1 instruction / cycle | **{at120:.1f} ms** | NUCLEO-L4R5ZI (120 MHz) published "
         f"by MLPerf Tiny: {MLPERF_TFLM_MS} ms TFLM reference, {MLPERF_BEST_MS} ms best |",
+        f"| estimated energy per inference, nucleo_l4r5zi power model | **{energy['uj_per_inference']:,.0f} µJ** "
+        f"({energy['model']['run_power_mw']:.1f} mW x {energy['latency_ms']:.1f} ms) | published: 7,374 µJ TFLM "
+        "reference, 1,820 µJ best |",
         "",
         f"- Features: our integer C frontend (mlperf_kws01), made on the host from the FLAC clips; labels: MLPerf KWS's "
         f"12 classes in its order. Per-class top-1 (%): {per_class}.",
@@ -116,6 +122,10 @@ def main() -> int:
         "- Device time under QEMU is instruction time (DESIGN.md decision 5), so the 120 MHz figure assumes one "
         "instruction per cycle: an estimate, not a measurement (flash wait states and multi-cycle instructions make a "
         "real Cortex-M4 slower; the published figures are measured on the board).",
+        f"- Energy is an estimate as well (`kws bench --mode energy --power-model nucleo_l4r5zi`): that latency times "
+        f"the datasheet run power, {energy['model']['formula']}; source: {energy['model']['source']}"
+        + ("" if energy["model"]["source_verified"] else " (the figure is not verified against the datasheet's tables here)")
+        + ". No power monitor was attached.",
         f"- Faults during these runs: accuracy {acc_rep['faults']['retries']} retries, perf "
         f"{perf_rep['faults']['retries']} retries; both runs complete: {acc_rep['complete'] and perf_rep['complete']}.",
     ]

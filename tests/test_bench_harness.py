@@ -269,8 +269,8 @@ def test_fake_with_another_model_is_refused(fake, bins, capsys):
     (["--mode", "perf", "--board", "qemu_mps2_an386"], "needs --firmware"),
     (["--mode", "perf", "--board", "qemu_mps2_an386", "--firmware", "/nonexistent/bench.elf"], "no such file"),
     (["--mode", "accuracy", "--port", "loop://"], "needs --dataset"),
-    (["--mode", "energy", "--port", "loop://"], "not implemented yet"),
-    (["--mode", "stream", "--port", "loop://"], "not implemented yet"),
+    (["--mode", "energy", "--port", "loop://"], "needs --power-model"),
+    (["--mode", "stream", "--port", "loop://"], "needs --positives"),
 ])
 def test_cli_errors_are_one_line(argv, needle, capsys):
     rc, err = _bench(argv, capsys)
@@ -440,10 +440,13 @@ def test_qemu_is_killed_on_ctrl_c(tmp_path):
     out = tmp_path / "perf.json"
     proc = subprocess.Popen([sys.executable, "-m", "kws.cli", "bench", "--mode", "perf", "--no-progress",
                              "--board", "qemu_mps2_an386", "--firmware", str(image), "--min-window-s", "600",
-                             "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # A shell's background job ignores SIGINT, and an ignored signal stays ignored
+                            # across exec (Python then installs no KeyboardInterrupt handler): restore it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    kids = []
     try:
         deadline = time.monotonic() + 30
-        kids = []
         while time.monotonic() < deadline and not kids:
             kids = _qemu_children(proc.pid)
             time.sleep(0.1)
@@ -455,6 +458,9 @@ def test_qemu_is_killed_on_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for k in kids:  # never leave a QEMU behind, even when the test fails
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert b"interrupted" in err
     for k in kids:

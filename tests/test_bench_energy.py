@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kws.bench import energy, power
+from fakeserial import serve_lines
 from kws.errors import KwsError
 
 
@@ -38,24 +39,11 @@ class FakeDevice:
             conn, _ = self.srv.accept()
         except OSError:
             return
-        conn.settimeout(0.1)
-        buf = b""
-        with conn:
-            while not self._stop:
-                try:
-                    data = conn.recv(4096)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                while self.sep in buf:
-                    line, buf = buf.split(self.sep, 1)
-                    text = line.decode().strip()
-                    self.received.append(text)
-                    self.handler(text, conn.sendall)
+        serve_lines(conn, self.sep, self._on_line, lambda: self._stop)
+
+    def _on_line(self, text, send):
+        self.received.append(text)
+        self.handler(text, send)
 
     def close(self):
         self._stop = True

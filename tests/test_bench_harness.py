@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED, SHARED_REAL
+from fakeserial import serve_lines
 from kws.cli import main
 
 MODEL = SHARED / "models" / "reference" / "mlperf_tiny_kws_ref_model.tflite"
@@ -116,26 +117,14 @@ class FakeDut(threading.Thread):
 
     def run(self) -> None:
         conn, _ = self.srv.accept()
-        conn.settimeout(0.2)
-        buf = b""
-        with conn:
-            while not self.stop.is_set():
-                try:
-                    data = conn.recv(4096)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                while b"%" in buf:
-                    cmd, buf = buf.split(b"%", 1)
-                    if self.silent:
-                        continue
-                    out = self.reply(cmd.decode().strip())
-                    if out:
-                        conn.sendall(out)
+        serve_lines(conn, b"%", self._on_command, self.stop.is_set, poll_s=0.2)
+
+    def _on_command(self, cmd: str, send) -> None:
+        if self.silent:
+            return
+        out = self.reply(cmd)
+        if out:
+            send(out)
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ class SerialLink(Link):
     """pyserial's serial_for_url: device paths and every URL handler it ships."""
 
     kind = "serial"
+    POLL_S = 0.02   # pyserial's read timeout; recv(timeout_s) waits in steps of it
 
     def __init__(self, url: str, *, baud: int = 115200, open_timeout_s: float = 3):
         super().__init__(f"{url} @ {baud} baud")
@@ -64,9 +65,12 @@ class SerialLink(Link):
         if not url:
             raise KwsError("--port: empty URL")
         try:
-            # do_not_open + open() so a socket:// connect is bounded by our own timeout below
-            self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.1, write_timeout=open_timeout_s,
-                                              do_not_open=True)
+            # do_not_open + open() so a socket:// connect is bounded by our own timeout below.
+            # rfc2217:// refuses any write_timeout (NotImplementedError on open); its writes are bounded
+            # by its socket's own timeout instead.
+            bounded = {} if url.startswith("rfc2217://") else {"write_timeout": open_timeout_s}
+            self._ser = serial.serial_for_url(url, baudrate=baud, timeout=self.POLL_S, do_not_open=True,
+                                              **bounded)
             deadline = time.monotonic() + open_timeout_s
             while True:
                 try:
@@ -99,13 +103,20 @@ class SerialLink(Link):
             raise KwsError(f"{self.url}: write failed: {e}") from None
 
     def recv(self, timeout_s: float) -> bytes:
+        # pyserial's read timeout stays POLL_S, set once at open: assigning Serial.timeout reconfigures
+        # the port, and over rfc2217:// that is a round of baud rate, data size, parity, stop bits and
+        # flow-control subnegotiations with the server (>= 50 ms, the remote UART re-set) per call.
+        deadline = time.monotonic() + timeout_s
         try:
-            self._ser.timeout = max(timeout_s, 0.001)
-            first = self._ser.read(1)
-            if not first:
-                return b""
-            n = self._ser.in_waiting
-            return first + (self._ser.read(n) if n else b"")
+            while True:
+                if timeout_s <= 0 and not self._ser.in_waiting:
+                    return b""
+                first = self._ser.read(1)   # waits at most POLL_S
+                if first:
+                    n = self._ser.in_waiting
+                    return first + (self._ser.read(n) if n else b"")
+                if time.monotonic() >= deadline:
+                    return b""
         except (self._serial_mod.SerialException, OSError) as e:
             raise KwsError(f"{self.url}: read failed: {e}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Callable
 
 
@@ -26,3 +27,36 @@ def serve_lines(conn: socket.socket, sep: bytes, on_line: Callable[[str, Callabl
             while sep in buf:
                 line, buf = buf.split(sep, 1)
                 on_line(line.decode().strip(), conn.sendall)
+
+
+class FakeDevice:
+    """A TCP server on 127.0.0.1 that hands each received line (split at `sep`) to handler(line, send)."""
+
+    def __init__(self, handler, sep: bytes):
+        self.handler = handler
+        self.sep = sep
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.received: list[str] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.srv.settimeout(10)
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:
+            return
+        serve_lines(conn, self.sep, self._on_line, lambda: self._stop)
+
+    def _on_line(self, text, send):
+        self.received.append(text)
+        self.handler(text, send)
+
+    def close(self):
+        self._stop = True
+        self.srv.close()
+        self.thread.join(5)

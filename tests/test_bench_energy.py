@@ -4,53 +4,18 @@ arithmetic, and the datasheet power model beside MLPerf Tiny's published NUCLEO-
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from kws.bench import energy, power
-from fakeserial import serve_lines
+from kws.bench import energy, iomanager, power
+from fakeserial import FakeDevice
 from kws.errors import KwsError
 
 
 # --- fake devices over TCP (pyserial's socket:// transport) ----------------------------------------
-class FakeDevice:
-    """A TCP server on 127.0.0.1 that hands each received line (split at `sep`) to handler(line, send)."""
-
-    def __init__(self, handler, sep: bytes):
-        self.handler = handler
-        self.sep = sep
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(1)
-        self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
-        self.received: list[str] = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        self.srv.settimeout(10)
-        try:
-            conn, _ = self.srv.accept()
-        except OSError:
-            return
-        serve_lines(conn, self.sep, self._on_line, lambda: self._stop)
-
-    def _on_line(self, text, send):
-        self.received.append(text)
-        self.handler(text, send)
-
-    def close(self):
-        self._stop = True
-        self.srv.close()
-        self.thread.join(5)
-
-
 RATE = 1000
 
 
@@ -363,7 +328,7 @@ def io_handler(*, dut_silent=False):
 
 def test_io_manager_relays_the_dut(fake):
     dev = fake(io_handler(), sep=b"%")
-    with energy.IoManager(dev.url, timeout_s=2) as io:
+    with iomanager.IoManager(dev.url, timeout_s=2) as io:
         assert io.name() == "m-[io-manager fake]"
         io.dut_load(bytes(range(60)))
         lines = io.dut_infer(5, 10)
@@ -376,7 +341,7 @@ def test_io_manager_relays_the_dut(fake):
 
 def test_io_manager_silent_dut_times_out(fake):
     dev = fake(io_handler(dut_silent=True), sep=b"%")
-    with energy.IoManager(dev.url, timeout_s=0.3) as io:
+    with iomanager.IoManager(dev.url, timeout_s=0.3) as io:
         with pytest.raises(KwsError, match=r"no m-ready after 'dut name' within 0.3 s"):
             io.dut_command("name")
 

@@ -258,7 +258,7 @@ def test_fake_with_another_model_is_refused(fake, bins, capsys):
     (["--mode", "perf", "--board", "qemu_mps2_an386"], "needs --firmware"),
     (["--mode", "perf", "--board", "qemu_mps2_an386", "--firmware", "/nonexistent/bench.elf"], "no such file"),
     (["--mode", "accuracy", "--port", "loop://"], "needs --dataset"),
-    (["--mode", "energy", "--port", "loop://"], "needs --power-model"),
+    (["--mode", "energy", "--port", "loop://"], "needs --monitor lpm01a:URL|joulescope"),
     (["--mode", "stream", "--port", "loop://"], "needs --positives"),
 ])
 def test_cli_errors_are_one_line(argv, needle, capsys):
@@ -397,7 +397,7 @@ def test_qemu_energy_estimate_from_the_power_model(tmp_path, capsys):
 
 def test_energy_mode_needs_a_power_model_or_says_what_is_missing(capsys):
     rc, err = _bench(["--mode", "energy", "--board", "qemu_mps2_an386", "--firmware", "x.elf"], capsys)
-    assert rc == 2 and len(err) == 1 and "--power-model" in err[0]
+    assert rc == 2 and len(err) == 1 and "--monitor" in err[0] and "--power-model" in err[0]
     rc, err = _bench(["--mode", "energy", "--power-model", "nope", "--port", "loop://"], capsys)
     assert rc == 2 and len(err) == 1 and "no power model" in err[0]
 

@@ -3,6 +3,8 @@
 //   UART        stdout (write) and stdin (non-blocking read)
 //   ticks       CLOCK_MONOTONIC in microseconds (1 MHz; wraps after 71 minutes)
 //   wake line   a line on stderr at each change: "board: wake line 1" / "board: wake line 0"
+//   timestamp   board_timestamp_pulse() (the bench app's energy mode) prints "board: timestamp <us>" on
+//               stderr, <us> the 64-bit microsecond clock: what a power monitor would see as an edge
 //   audio       KWS_AUDIO (environment): a .wav file (PCM16 mono at the requested rate), a raw int16
 //               little-endian file, or "-" for raw int16 on stdin (the UART then reads nothing);
 //               default wake_audio.raw. One block is delivered per board_idle() call, as if an audio
@@ -68,6 +70,15 @@ static size_t board_uart_read_stdin(uint8_t *buf, size_t cap)
     }
     const ssize_t n = read(STDIN_FILENO, buf, cap);
     return n > 0 ? (size_t)n : 0;
+}
+
+void board_timestamp_pulse(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    fprintf(stderr, "board: timestamp %llu\n",
+            (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000ull);
+    fflush(stderr);
 }
 
 void board_wake_line(bool asserted)

@@ -80,6 +80,22 @@ class Stats:
     faults: list[str] = field(default_factory=list)
 
 
+
+def parse_identity(name_lines: list[str], profile_lines: list[str], *, expected_model: str = "") -> Identity:
+    """The identity in the replies to `name` and `profile`; DutFatal when it is missing or the model is
+    not expected_model ('' accepts any)."""
+    name = next((m.group(1) for ln in name_lines if (m := re.fullmatch(r"m-name-dut-\[(.*)\]", ln))), None)
+    profile = next((m.group(1) for ln in profile_lines if (m := re.fullmatch(r"m-profile-\[(.*)\]", ln))), None)
+    model = next((m.group(1) for ln in profile_lines if (m := re.fullmatch(r"m-model-\[(.*)\]", ln))), None)
+    if name is None or profile is None or model is None:
+        raise DutFatal(f"the device does not identify itself as an MLPerf Tiny DUT "
+                       f"(name: {name_lines}, profile: {profile_lines})")
+    if expected_model and model != expected_model:
+        raise DutFatal(f"the device runs model {model!r} (m-model-[{model}]), not {expected_model!r}: "
+                       f"it was flashed with another model (flash the {expected_model} build, or pass "
+                       f"--model-id {model} if that is what you mean to measure)")
+    return Identity(name, profile, model)
+
 def _printable(line: str) -> bool:
     return all(32 <= ord(c) < 127 or c == "\t" for c in line)
 
@@ -215,17 +231,7 @@ class Dut:
             prof_lines = self.command("profile")
         except DutFault as e:
             raise DutFatal(f"identifying the device failed: {e}") from None
-        name = next((m.group(1) for ln in name_lines if (m := re.fullmatch(r"m-name-dut-\[(.*)\]", ln))), None)
-        profile = next((m.group(1) for ln in prof_lines if (m := re.fullmatch(r"m-profile-\[(.*)\]", ln))), None)
-        model = next((m.group(1) for ln in prof_lines if (m := re.fullmatch(r"m-model-\[(.*)\]", ln))), None)
-        if name is None or profile is None or model is None:
-            raise DutFatal(f"the device does not identify itself as an MLPerf Tiny DUT "
-                           f"(name: {name_lines}, profile: {prof_lines})")
-        if self.expected_model and model != self.expected_model:
-            raise DutFatal(f"the device runs model {model!r} (m-model-[{model}]), not {self.expected_model!r}: "
-                           f"it was flashed with another model (flash the {self.expected_model} build, or pass "
-                           f"--model-id {model} if that is what you mean to measure)")
-        self.identity = Identity(name, profile, model)
+        self.identity = parse_identity(name_lines, prof_lines, expected_model=self.expected_model)
         return self.identity
 
     def start(self, *, fresh_boot: bool, banner_timeout_s: float = 30.0) -> Identity:

@@ -57,7 +57,9 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
     p.add_argument("--md", default=None, metavar="OUT",
                    help="write the markdown summary here (default: beside --json, OUT with .md)")
     p.add_argument("--plot", default=None, metavar="PNG",
-                   help="accuracy: confusion matrix PNG (default: beside --json)")
+                   help="a PNG of the results: accuracy: the confusion matrix; perf: latency and throughput per "
+                        "input with the median; stream: a timeline of utterances and detections with FRR and "
+                        "FA/h (default: beside --json, <stem>_confusion.png / _perf.png / _stream.png)")
     p.add_argument("--power-model", default=None, metavar="BOARD",
                    help="energy: estimate energy per inference from device time and BOARD's datasheet currents "
                         "(labelled an estimate)")
@@ -264,14 +266,36 @@ def _run_stream(args: argparse.Namespace) -> int:
                        "--board qemu_mps2_an386|host --firmware <wake app>")
     rep = report.new("stream", args.port or f"{args.board} {args.firmware}")
     md_path = args.md or (str(Path(args.json_out).with_suffix(".md")) if args.json_out else None)
-    res = stream.run(positives=args.positives, negatives=args.negatives, noise=args.noise or None,
-                     snr_db=args.snr_db, port=args.port, board=None if args.port else args.board,
-                     firmware=args.firmware, baud=args.baud, timeout_s=max(args.timeout_s, 60.0),
-                     log=lambda m: print(f"kws bench: {m}", file=sys.stderr))
+    bar = None
+
+    def progress(done_s: float, total_s: float) -> None:  # seconds of audio given to the device
+        nonlocal bar
+        import math
+
+        total = max(1, math.ceil(total_s))
+        if bar is None:
+            bar = _Progress(total, "stream (audio s)", not args.no_progress)
+        bar(total if done_s >= total_s else min(int(done_s), total - 1), total)
+
+    try:
+        res = stream.run(positives=args.positives, negatives=args.negatives, noise=args.noise or None,
+                         snr_db=args.snr_db, port=args.port, board=None if args.port else args.board,
+                         firmware=args.firmware, baud=args.baud, timeout_s=max(args.timeout_s, 60.0),
+                         log=lambda m: print(f"kws bench: {m}", file=sys.stderr), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     rep["stream"] = res
     rep["complete"] = res.pop("complete")
     if not rep["complete"]:
         rep["error"] = "the device did not report the end of the stream"
+    png = args.plot or (str(Path(args.json_out).with_name(Path(args.json_out).stem + "_stream.png"))
+                        if args.json_out else None)
+    if png:
+        from kws.bench import plots
+
+        got = plots.stream_png(res, Path(png), title=f"kws bench --mode stream: {rep['transport']}")
+        res["plot_png"] = str(got) if got else None
     report.write(rep, args.json_out, md_path)
     if md_path:
         sys.stdout.write(report.markdown(rep))
@@ -283,8 +307,17 @@ def _run_stream(args: argparse.Namespace) -> int:
 def _run_perf(dut, args, x, partial: dict, shift, bar) -> dict:
     from kws.bench import perf
 
-    return perf.measure(dut, _perf_inputs(args, x), min_window_s=args.min_window_s, warmups=args.warmups,
-                        icount_shift=shift, progress=bar, partial=partial)
+    res = perf.measure(dut, _perf_inputs(args, x), min_window_s=args.min_window_s, warmups=args.warmups,
+                       icount_shift=shift, progress=bar, partial=partial)
+    png = args.plot or (str(Path(args.json_out).with_name(Path(args.json_out).stem + "_perf.png"))
+                        if args.json_out else None)
+    if png:
+        from kws.bench import plots
+
+        got = plots.perf_png(res, Path(png), title=f"kws bench --mode {args.mode}: "
+                             f"{args.port or f'{args.board} {args.firmware}'}, {len(res['windows'])} inputs")
+        res["plot_png"] = str(got) if got else None
+    return res
 
 
 def _run_accuracy(dut, args, items, x, fmt, rep: dict, progress_on: bool) -> None:

@@ -105,14 +105,15 @@ def _process(cmd: list[str], cwd: Path | None) -> Iterator[subprocess.Popen]:
 
 def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float = 60,
         cwd: Path | None = None, semihosting: bool = True, extra_args: Sequence[str] = (),
-        uart_input: bytes = b"", idle_sleep: bool = False) -> QemuResult:
+        uart_input: bytes = b"", idle_sleep: bool = False, on_start=None) -> QemuResult:
     """Run a firmware image on the mps2-an386 model until it exits; QEMU is always killed afterwards.
 
     elf: an image built for BOARD=qemu_mps2_an386. cwd: QEMU's working directory, where the
     firmware's semihosting file names are resolved (default: the current one). semihosting=False
     for firmware that never calls it (board_exit() needs it: such a run ends by timeout).
     uart_input: bytes sent to UART0 (then end of input). idle_sleep: see the module docstring.
-    extra_args: appended to the QEMU command. exit_code is negative (-signal) if QEMU itself died,
+    extra_args: appended to the QEMU command. on_start: called with QEMU's pid once it runs (e.g. to
+    watch its progress from a thread; it must not block). exit_code is negative (-signal) if QEMU itself died,
     e.g. -6 after a CPU lockup (a fault inside a fault handler).
     Raises KwsError (one line) when qemu-system-arm is missing, the ELF is missing, or the run
     does not end within timeout_s.
@@ -126,6 +127,8 @@ def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float
                        extra_args=extra_args)
     start = time.monotonic()
     with _process(cmd, Path(cwd) if cwd is not None else None) as proc:
+        if on_start is not None:
+            on_start(proc.pid)
         try:
             out, err = proc.communicate(input=uart_input, timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -139,10 +142,11 @@ def run(elf: Path, *, icount_shift: int = DEFAULT_ICOUNT_SHIFT, timeout_s: float
                       stderr=err.decode("utf-8", "replace"))
 
 
-def run_ok(elf: Path, *, cwd: Path, timeout_s: float, icount_shift: int = DEFAULT_ICOUNT_SHIFT) -> QemuResult:
+def run_ok(elf: Path, *, cwd: Path, timeout_s: float, icount_shift: int = DEFAULT_ICOUNT_SHIFT,
+           on_start=None) -> QemuResult:
     """run() for apps that report failure through their exit status: raises KwsError with the image
     name, the status and the app's last UART line unless it exited with 0."""
-    res = run(elf, cwd=cwd, timeout_s=timeout_s, icount_shift=icount_shift)
+    res = run(elf, cwd=cwd, timeout_s=timeout_s, icount_shift=icount_shift, on_start=on_start)
     if res.exit_code != 0:
         last = (res.uart.strip().splitlines() or ["no output"])[-1]
         raise KwsError(f"{Path(elf).name} under QEMU exited with {res.exit_code}: {last}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ def markdown(rep: dict) -> str:
             lines.append(f"- instructions per inference: **{p['instructions_per_inference']:,.0f}**; "
                          + ", ".join(f"{v:.1f} ms at {f} MHz" for f, v in lat.items())
                          + f" ({p['latency_note']})")
+        if p.get("plot_png"):
+            lines.append(f"- per-input plot: {p['plot_png']}")
     a = rep.get("accuracy")
     if a:
         lines += ["", "## Accuracy", "",
@@ -96,6 +99,8 @@ def markdown(rep: dict) -> str:
                   f"(debounced over {st['rules']['debounce_ms']:.0f} ms)",
                   f"- device: {dev.get('hops', '?')} hops, {dev.get('invocations', '?')} model invocations, "
                   f"{dev.get('overruns', '?')} overruns"]
+        if st.get("plot_png"):
+            lines.append(f"- timeline plot: {st['plot_png']}")
     return "\n".join(lines) + "\n"
 
 
@@ -107,13 +112,24 @@ def write(rep: dict, json_path: str | os.PathLike | None, md_path: str | os.Path
         p = Path(json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(rep, indent=1, default=_json_default) + "\n")
+        tmp.write_text(_one_line_number_lists(json.dumps(rep, indent=1, default=_json_default)) + "\n")
         tmp.replace(p)
     if md_path:
         Path(md_path).parent.mkdir(parents=True, exist_ok=True)
         Path(md_path).write_text(md)
     else:
         sys.stdout.write(md)
+
+
+# a list json.dumps(indent=1) spread over lines (a newline right after "[": never inside a string, where
+# json.dumps escapes newlines) holding only numbers, true, false, null
+_NUMBER_LIST = re.compile(r"\[\n[-+0-9.eEnulltrfas,\s]*\]")
+
+
+def _one_line_number_lists(text: str) -> str:
+    """JSON with every list of plain numbers (and true/false/null) on one line: indent=1 would give each
+    number of a timeline its own line. Only whitespace between tokens changes."""
+    return _NUMBER_LIST.sub(lambda m: " ".join(m.group().split()).replace("[ ", "[").replace(" ]", "]"), text)
 
 
 def _json_default(o):

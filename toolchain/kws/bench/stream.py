@@ -90,16 +90,20 @@ def score(events_ms: list[float], segments: list[Segment]) -> dict:
     ms = 1000.0 / SAMPLE_RATE_HZ
     missed, false_accepts, negative_s, positives = [], 0, 0.0, 0
     by_stream: dict[str, int] = {}
+    positives_ms, negatives_ms = [], []   # for the timeline plot: [start, end, hit] and [start, end]
     for seg in segments:
         lo, hi = seg.start * ms, (seg.start + seg.samples) * ms
         inside = t[(t >= lo) & (t < hi)]
         if seg.kind == "positive":
             positives += 1
             start, end = seg.utterance_ms  # type: ignore[misc]
-            if not np.any((inside >= start) & (inside <= end + scoring.HIT_TAIL_MS)):
+            hit = bool(np.any((inside >= start) & (inside <= end + scoring.HIT_TAIL_MS)))
+            if not hit:
                 missed.append(seg.name)
+            positives_ms.append([round(start), round(end), int(hit)])
         else:
             negative_s += seg.samples / SAMPLE_RATE_HZ
+            negatives_ms.append([round(lo), round(hi)])
             count = scoring._debounced_count(inside.tolist())
             false_accepts += count
             if count:
@@ -112,11 +116,16 @@ def score(events_ms: list[float], segments: list[Segment]) -> dict:
         "false_accepts": false_accepts, "negative_hours": hours, "false_accepts_by_stream": by_stream,
         "detections": int(len(t)),
         "rules": {"hit_tail_ms": scoring.HIT_TAIL_MS, "debounce_ms": scoring.DEBOUNCE_MS},
+        # the timeline, in whole ms on the stream's clock: detection times, positive utterances
+        # [start, end, 1 if found else 0], negative audio [start, end]
+        "events_ms": [round(float(v)) for v in t], "positives_ms": positives_ms, "negatives_ms": negatives_ms,
     }
 
 
-def run_serial(port: str, pcm: np.ndarray, *, baud: int, timeout_s: float, log=print) -> tuple[list, str]:
-    """Play pcm to a wake app on a serial port in real time; returns (events, summary line)."""
+def run_serial(port: str, pcm: np.ndarray, *, baud: int, timeout_s: float, log=print,
+               progress=None) -> tuple[list, str]:
+    """Play pcm to a wake app on a serial port in real time; returns (events, summary line).
+    progress: called as progress(seconds sent, total seconds) after each block."""
     import serial  # pyserial
 
     from kws.compile.firmware import _EVENT
@@ -152,6 +161,8 @@ def run_serial(port: str, pcm: np.ndarray, *, baud: int, timeout_s: float, log=p
         t0 = time.monotonic()
         for i in range(0, len(data), BLOCK_SAMPLES):
             link.write(data[i:i + BLOCK_SAMPLES].tobytes())
+            if progress is not None:
+                progress(min(i + BLOCK_SAMPLES, len(data)) / SAMPLE_RATE_HZ, len(data) / SAMPLE_RATE_HZ)
             drain()
             ahead = t0 + (i + BLOCK_SAMPLES) / SAMPLE_RATE_HZ - time.monotonic()
             if ahead > 0:
@@ -166,8 +177,9 @@ def run_serial(port: str, pcm: np.ndarray, *, baud: int, timeout_s: float, log=p
 
 def run(*, positives: list[str], negatives: list[str], noise: list[str] | None, snr_db: float | None,
         port: str | None, board: str | None, firmware: str | None, baud: int, timeout_s: float,
-        log=print) -> dict:
-    """The `stream` section of the report."""
+        log=print, progress=None) -> dict:
+    """The `stream` section of the report. progress: called as progress(done_s, total_s), the seconds
+    of the recording the device has been given (serial: sent; QEMU / host board: read from its file)."""
     from kws.compile import firmware as fw
 
     pcm, segments = build_recording(positives=positives, negatives=negatives, noise=noise, snr_db=snr_db)
@@ -176,7 +188,7 @@ def run(*, positives: list[str], negatives: list[str], noise: list[str] | None, 
         f"{sum(s.samples for s in segments if s.kind == 'negative') / SAMPLE_RATE_HZ / 3600:.2f} h of negatives")
     out: dict = {"audio_s": seconds, "clock": None}
     if port:
-        events, summary = run_serial(port, pcm, baud=baud, timeout_s=timeout_s, log=log)
+        events, summary = run_serial(port, pcm, baud=baud, timeout_s=timeout_s, log=log, progress=progress)
         out["clock"] = "real time (host clock) over the serial port"
         out["complete"] = bool(summary)
         run_info = fw.parse_wake_uart(summary) if summary else None
@@ -187,10 +199,10 @@ def run(*, positives: list[str], negatives: list[str], noise: list[str] | None, 
             raise KwsError(f"--firmware {firmware}: no such file (the wake app built for {board})")
         limit = max(600.0, 2 * seconds)
         if board == "qemu_mps2_an386":
-            run_info = fw.run_wake_qemu(Path(firmware), pcm, timeout_s=limit)
+            run_info = fw.run_wake_qemu(Path(firmware), pcm, timeout_s=limit, progress=progress)
             out["clock"] = "device time under QEMU (-icount: a 20 ms block per 20 ms of virtual time)"
         else:
-            run_info = fw.run_wake_host(Path(firmware), pcm, timeout_s=limit)
+            run_info = fw.run_wake_host(Path(firmware), pcm, timeout_s=limit, progress=progress)
             out["clock"] = "host board: blocks as fast as the app consumes them"
         events = run_info.events
         out["complete"] = True

@@ -8,6 +8,7 @@ a build directory and open with a banner naming their generator and input hash).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from dataclasses import dataclass
@@ -121,36 +122,80 @@ def parse_wake_uart(uart: str) -> WakeRun:
 
 
 def run_wake_qemu(elf: Path, pcm: np.ndarray, *, timeout_s: float = 1800,
-                  icount_shift: int | None = None) -> WakeRun:
+                  icount_shift: int | None = None, progress=None) -> WakeRun:
     """Stream int16 pcm through the wake app under QEMU in real time as the guest sees it (the board
     delivers one 20 ms block per 20 ms of virtual time); returns its events and cost counters.
-    icount_shift: one instruction = 2^shift ns (default qemu.DEFAULT_ICOUNT_SHIFT = 6, a 15.6 MIPS core)."""
+    icount_shift: one instruction = 2^shift ns (default qemu.DEFAULT_ICOUNT_SHIFT = 6, a 15.6 MIPS core).
+    progress: called as progress(done_s, total_s) with the seconds of audio the device has read (see
+    _audio_progress); it does not change the run."""
     from kws.bench import qemu
 
     pcm = np.ascontiguousarray(pcm, dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="kws-wake-") as tmp:
-        (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
+        audio = Path(tmp) / "wake_audio.raw"
+        audio.write_bytes(pcm.tobytes())
         shift = qemu.DEFAULT_ICOUNT_SHIFT if icount_shift is None else icount_shift
-        res = qemu.run_ok(elf, cwd=Path(tmp), timeout_s=timeout_s, icount_shift=shift)
-    return parse_wake_uart(res.uart)
+        with _audio_progress(audio, len(pcm), progress) as watch:
+            res = qemu.run_ok(elf, cwd=Path(tmp), timeout_s=timeout_s, icount_shift=shift,
+                              on_start=watch.attach if watch else None)
+    run = parse_wake_uart(res.uart)
+    _progress_done(len(pcm), progress, watch)
+    return run
 
 
-def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600) -> WakeRun:
-    """The same app built for the host board (an x86 program reading wake_audio.raw)."""
+def run_wake_host(exe: Path, pcm: np.ndarray, *, timeout_s: float = 600, progress=None) -> WakeRun:
+    """The same app built for the host board (an x86 program reading wake_audio.raw).
+    progress: as for run_wake_qemu."""
     import subprocess
 
     pcm = np.ascontiguousarray(pcm, dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="kws-wake-host-") as tmp:
-        (Path(tmp) / "wake_audio.raw").write_bytes(pcm.tobytes())
-        try:
-            proc = subprocess.run([str(Path(exe).resolve())], cwd=tmp, capture_output=True, text=True,
-                                  timeout=timeout_s, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise KwsError(f"{exe}: no result within {timeout_s:.0f} s") from None
+        audio = Path(tmp) / "wake_audio.raw"
+        audio.write_bytes(pcm.tobytes())
+        with _audio_progress(audio, len(pcm), progress) as watch, \
+                subprocess.Popen([str(Path(exe).resolve())], cwd=tmp, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) as proc:
+            if watch:
+                watch.attach(proc.pid)
+            try:
+                out, _ = proc.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise KwsError(f"{exe}: no result within {timeout_s:.0f} s") from None
+            except BaseException:  # Ctrl-C: as subprocess.run, never leave it running
+                proc.kill()
+                raise
     if proc.returncode != 0:
-        last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+        last = (out.strip().splitlines() or ["no output"])[-1]
         raise KwsError(f"{exe} exited with {proc.returncode}: {last}")
-    return parse_wake_uart(proc.stdout)
+    run = parse_wake_uart(out)
+    _progress_done(len(pcm), progress, watch)
+    return run
+
+
+AUDIO_RATE_HZ = 16000  # the wake app's audio (int16 mono)
+
+
+@contextlib.contextmanager
+def _audio_progress(audio: Path, samples: int, progress):
+    """A kws.bench.readpos.ReadWatch reporting progress(seconds read, total seconds) from the position of
+    the app's descriptor on its audio file (None without a progress callback)."""
+    if progress is None:
+        yield None
+        return
+    from kws.bench.readpos import ReadWatch
+
+    total_s = samples / AUDIO_RATE_HZ
+    with ReadWatch(audio, total_bytes=2 * samples,
+                   report=lambda n: progress(n / 2 / AUDIO_RATE_HZ, total_s)) as watch:
+        yield watch
+
+
+def _progress_done(samples: int, progress, watch) -> None:
+    """The app printed its end-of-stream summary: it has read the whole file."""
+    if progress is not None and (watch is None or watch.best < 2 * samples):
+        progress(samples / AUDIO_RATE_HZ, samples / AUDIO_RATE_HZ)
 
 
 def cost_summary(run: WakeRun, seconds: float, *, qemu: bool, clock_hz: int = 80_000_000) -> str:

@@ -15,7 +15,7 @@ MODES = ("perf", "accuracy", "energy", "stream")
 
 
 def add_parser(sub, add) -> argparse.ArgumentParser:
-    p = add(sub, "bench", "measure a device over the MLPerf Tiny DUT protocol (perf, accuracy)",
+    p = add(sub, "bench", "measure a device over the MLPerf Tiny DUT protocol (perf, accuracy, energy, stream)",
             """Drive a device that speaks the MLPerf Tiny DUT protocol - our bench app on a board, under
             QEMU or on the host, or another vendor's DUT - and measure it as MLPerf Tiny does.
             perf: 5 inputs, warm-up, N inferences per timed window of >= --min-window-s of device time,
@@ -24,14 +24,18 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
             accuracy: top-1, per-class accuracy, confusion matrix and MLPerf's AUC over a dataset: audio in
             Speech Commands layout (features by our C frontend, mlperf_kws01) or MLPerf .bin files with
             y_labels.csv. Faults (reset, silence, garbage, e-[...]) are retried where the protocol allows;
-            otherwise the run stops with one line and the partial results are saved with "complete": false.""",
+            otherwise the run stops with one line and the partial results are saved with "complete": false.
+            energy: with --monitor (LPM01A or Joulescope) and --io-manager, MLPerf Tiny's energy mode
+            measured (5 windows >= 10 s, median); with --power-model BOARD an estimate from device time.
+            stream: the wake app hears one long recording; FRR and false accepts per hour as kws eval.""",
             ["kws bench --mode perf --port /dev/ttyACM0",
              "kws bench --mode perf --board qemu_mps2_an386 --firmware firmware/build/qemu_mps2_an386/bench.elf "
              "--json perf.json",
              "kws bench --mode accuracy --board qemu_mps2_an386 --firmware bench.elf "
              "--dataset ../shared/data/real/speech_commands_v2_test --json acc.json "
              "--compare-tflm ../shared/models/reference/mlperf_tiny_kws_ref_model.tflite",
-             "kws bench --mode accuracy --port socket://127.0.0.1:4444 --dataset kws01_bins/"])
+             "kws bench --mode accuracy --port socket://127.0.0.1:4444 --dataset kws01_bins/",
+             "kws bench --mode energy --monitor lpm01a:/dev/ttyACM0 --io-manager /dev/ttyUSB0 --json energy.json"])
     p.add_argument("--mode", choices=MODES, required=True, help="what to measure")
     t = p.add_argument_group("device (one of)")
     t.add_argument("--port", default=None, metavar="URL",
@@ -39,7 +43,8 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
     t.add_argument("--board", default=None, choices=["qemu_mps2_an386", "host"],
                    help="start the device here: QEMU (UART over TCP) or a host-board program (stdin/stdout)")
     t.add_argument("--firmware", default=None, metavar="FILE", help="the bench app image for --board")
-    t.add_argument("--baud", type=int, default=115200, help="serial baud rate for --port (default 115200)")
+    t.add_argument("--baud", type=int, default=None,
+                   help="serial baud rate for --port (default 115200; --mode energy: 9600, MLPerf's energy mode)")
     p.add_argument("--model-id", default="kws01",
                    help="the model the device must report in m-model-[...] (default kws01; '' accepts any)")
     p.add_argument("--dataset", default=None, metavar="DIR",
@@ -63,6 +68,14 @@ def add_parser(sub, add) -> argparse.ArgumentParser:
     p.add_argument("--power-model", default=None, metavar="BOARD",
                    help="energy: estimate energy per inference from device time and BOARD's datasheet currents "
                         "(labelled an estimate)")
+    e = p.add_argument_group("energy (MLPerf Tiny energy mode: the bench app's energy build, a power monitor)")
+    e.add_argument("--monitor", default=None, metavar="SPEC",
+                   help="measure with a power monitor: lpm01a:URL (ST X-NUCLEO-LPM01A on its serial port) or "
+                        "joulescope (pip install 'kws-toolchain[energy]')")
+    e.add_argument("--io-manager", default=None, metavar="URL",
+                   help="MLPerf Tiny's IO manager relaying the DUT's UART (else --port: the DUT's own UART at 9600)")
+    e.add_argument("--voltage-v", type=float, default=3.3, help="supply voltage the monitor applies (default 3.3)")
+    e.add_argument("--sample-rate-hz", type=int, default=1000, help="monitor sampling rate (default 1000)")
     p.add_argument("--timeout-s", type=float, default=20.0,
                    help="longest wait for one reply line, beyond an inference's expected time (default 20)")
     p.add_argument("--retries", type=int, default=3, help="retries of one input after a recoverable fault")
@@ -135,14 +148,19 @@ def _on_sigterm(_sig, _frame):
 
 def run_cli(args: argparse.Namespace) -> int:
     if args.mode == "energy":
-        if not args.power_model:
-            raise KwsError("--mode energy needs --power-model BOARD (an estimate from device time and the "
-                           "board's datasheet currents); measuring with a power monitor (LPM01A, Joulescope "
-                           "behind an IO manager: kws.bench.energy) is not wired into kws bench yet")
-        from kws.bench import power
+        if args.power_model:
+            from kws.bench import power
 
-        if args.power_model not in power.boards():
-            raise KwsError(f"--power-model {args.power_model}: no power model; known: {', '.join(power.boards())}")
+            if args.power_model not in power.boards():
+                raise KwsError(f"--power-model {args.power_model}: no power model; known: {', '.join(power.boards())}")
+        if args.monitor:
+            return _run_energy(args)
+        if not args.power_model:
+            raise KwsError("--mode energy needs --monitor lpm01a:URL|joulescope (a measurement, with --io-manager "
+                           "URL or --port URL) or --power-model BOARD (an estimate from device time)")
+    elif args.monitor or args.io_manager:
+        raise KwsError("--monitor and --io-manager belong to --mode energy")
+    args.baud = args.baud or 115200
     if args.mode == "stream":
         return _run_stream(args)
     from kws.bench import accuracy, report, transport
@@ -255,6 +273,97 @@ def _estimate_energy(board: str, perf_result: dict) -> dict:
     out["board"] = board
     out["estimated"] = True
     return out
+
+
+def _load_x(args, limit: int | None):
+    """int8 features [n, input_bytes] of --dataset (None without one)."""
+    from kws.bench import accuracy
+
+    if not args.dataset:
+        return None
+    items, _ = accuracy.list_items(Path(args.dataset))
+    items = accuracy.subset(items, limit)
+    return accuracy.features(items, args.input_bytes)
+
+
+def _run_energy(args: argparse.Namespace) -> int:
+    """--mode energy --monitor: MLPerf Tiny's energy mode measured (kws.bench.energy_run)."""
+    from kws.bench import energy_run, report
+
+    if args.board:
+        raise KwsError(f"--monitor measures a real DUT: --board {args.board} has no supply to measure "
+                       "(use --power-model BOARD for an estimate)")
+    if bool(args.io_manager) == bool(args.port):
+        raise KwsError("--mode energy --monitor needs the DUT's UART: --io-manager URL (MLPerf Tiny's IO "
+                       "manager) or --port URL (the DUT's own UART at 9600 baud), one of them")
+    if args.inputs < 1 or args.min_window_s <= 0 or args.timeout_s <= 0:
+        raise KwsError("--inputs must be >= 1, --min-window-s and --timeout-s > 0")
+    energy_run.parse_monitor(args.monitor)
+    x = _load_x(args, args.limit or args.inputs)
+    inputs = _perf_inputs(args, x)
+    md_path = args.md or (str(Path(args.json_out).with_suffix(".md")) if args.json_out else None)
+    where = f"IO manager {args.io_manager}" if args.io_manager else f"{args.port} at {args.baud or energy_run.ENERGY_BAUD} baud"
+    rep = report.new("energy", f"{where}; monitor {args.monitor}")
+    rep["energy"] = result = {}
+    log_lines: list[str] = []
+
+    def log(msg: str) -> None:
+        log_lines.append(msg)
+        print(f"kws bench: {msg}", file=sys.stderr)
+
+    old_term = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    error = None
+    bar = _Progress(args.inputs, "energy windows", not args.no_progress)
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.io_manager:
+                from kws.bench.iomanager import IoManager
+
+                dut = stack.enter_context(IoManager(args.io_manager, timeout_s=args.timeout_s))
+                rep["io_manager"] = dut.name()
+            else:
+                from kws.bench import transport
+                from kws.bench.dut import Dut
+
+                link = stack.enter_context(transport.open_link(port=args.port, baud=args.baud or energy_run.ENERGY_BAUD))
+                dut = energy_run.DirectDut(Dut(link, timeout_s=args.timeout_s, retries=args.retries,
+                                               chunk=args.chunk or 26, expected_model=args.model_id, log=log))
+            monitor = stack.enter_context(energy_run.open_monitor(args.monitor))
+            energy_run.measure(monitor=monitor, dut=dut, inputs=inputs, result=result, voltage_v=args.voltage_v,
+                               sample_rate_hz=args.sample_rate_hz, min_window_s=args.min_window_s,
+                               warmups=args.warmups, windows=args.inputs, expected_model=args.model_id,
+                               timeout_s=args.timeout_s, log=log, progress=bar)
+        rep["complete"] = bool(result.get("complete"))
+        rep["device"] = result.pop("device", None)
+        if args.power_model and result.get("latency_ms"):
+            est = _estimate_energy(args.power_model, {"latency_ms": result["latency_ms"]})
+            result["power_model_estimate"] = {"uj_per_inference": est["uj_per_inference"], "board": args.power_model,
+                                              "note": "the power model at the measured latency, for comparison"}
+    except KeyboardInterrupt:
+        error = "interrupted (Ctrl-C / SIGTERM)"
+        raise
+    except KwsError as e:
+        error = str(e)
+    finally:
+        bar.close()
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, old_term)
+        if error is not None:
+            rep["complete"] = False
+            rep["error"] = error
+            rep["device"] = rep.get("device") or result.pop("device", None)
+            rep["energy"] = energy_run.partial_summary(result)
+        rep["log"] = log_lines[-50:]
+        if args.json_out or error is None:
+            report.write(rep, args.json_out, md_path)
+            if md_path:
+                sys.stdout.write(report.markdown(rep))
+    if error is not None:
+        saved = f" (partial results in {args.json_out}, marked incomplete)" if args.json_out else ""
+        raise KwsError(f"bench stopped: {error}{saved}")
+    return 0
 
 
 def _run_stream(args: argparse.Namespace) -> int:

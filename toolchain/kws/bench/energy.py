@@ -12,7 +12,7 @@ The harness's calls, in order (every wait has a timeout; every failure is a one-
 
     mon = Lpm01a("/dev/ttyACM0")  or  Joulescope()         # an EnergyMonitor
     mon.open(voltage_v=3.3)                                 # take control, configure, power the DUT
-    io = IoManager("/dev/ttyUSB0")                          # relays the DUT's UART
+    io = iomanager.IoManager("/dev/ttyUSB0")                # relays the DUT's UART
     io.dut_load(input_bytes)
     n = runs_for_window(seconds_per_inference)              # N so that the window lasts >= 10 s
     windows = [measure_window(mon, lambda: io.dut_infer(n, 10), n_inferences=n, sample_rate_hz=1000)

@@ -78,7 +78,22 @@ def markdown(rep: dict) -> str:
             acc = _fmt(100 * c["accuracy"], 1) + " %" if c["accuracy"] is not None else "n/a"
             lines.append(f"| {name} | {c['n']} | {c['correct']} | {acc} |")
     e = rep.get("energy")
-    if e:
+    if e and e.get("estimated") is False:
+        lines += ["", f"## Energy (measured: {e.get('monitor', '?')} at {e.get('voltage_v')} V, "
+                  f"{e.get('sample_rate_hz')} Hz; MLPerf Tiny energy mode, median of "
+                  f"{len(e.get('windows') or [])} windows >= {e.get('min_window_s')} s)", ""]
+        lines += ["| input | N | window (s) | energy (mJ) | µJ / inference | average power (mW) | latency (ms) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for w in e.get("windows") or []:
+            lines.append(f"| {w.get('input', '?')} | {w['n']} | {w['duration_s']:.3f} | {w['energy_j'] * 1e3:.3f} | "
+                         f"{w['uj_per_inference']:.2f} | {w['average_power_mw']:.3f} | {w.get('latency_ms', 0):.3f} |")
+        lines += ["", f"- **{_fmt(e.get('uj_per_inference'), 1)} µJ per inference** (median), measured; latency "
+                      f"{_fmt(e.get('latency_ms'), 3)} ms ({e.get('clock', '')})"]
+        if e.get("power_model_estimate"):
+            pm = e["power_model_estimate"]
+            lines.append(f"- the {pm['board']} power model at this latency: {_fmt(pm['uj_per_inference'], 1)} µJ "
+                         "(an estimate, for comparison)")
+    elif e:
         m = e.get("model", {})
         lines += ["", "## Energy (estimate)", "",
                   f"- **{_fmt(e.get('uj_per_inference'), 1)} µJ per inference, estimated** with the "
@@ -115,8 +130,11 @@ def write(rep: dict, json_path: str | os.PathLike | None, md_path: str | os.Path
         tmp.write_text(_one_line_number_lists(json.dumps(rep, indent=1, default=_json_default)) + "\n")
         tmp.replace(p)
     if md_path:
-        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(md_path).write_text(md)
+        p = Path(md_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(md)
+        tmp.replace(p)
     else:
         sys.stdout.write(md)
 

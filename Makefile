@@ -12,7 +12,7 @@ BOARD ?= qemu_mps2_an386
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
 
-.PHONY: help setup train test benchmarks bench-data bench-frontend bench-train bench-compile firmware sim flash bench clean
+.PHONY: help setup train test benchmarks bench-data bench-frontend bench-train bench-compile bench-stream firmware sim flash bench clean
 
 help:
 	@echo "make setup     install system packages (apt) and .venv with kws (idempotent)"
@@ -53,6 +53,11 @@ bench-train: setup
 
 bench-compile: setup
 	$(PY) tools/bench_compile.py
+
+# The wake app under QEMU on real audio (kws bench --mode stream) beside kws eval; needs models/jarvis
+# (make train CONFIG=configs/jarvis.toml) and ../shared. About 10 minutes.
+bench-stream: setup
+	$(PY) tools/bench_stream.py
 
 MODEL ?= models/hey_nova
 

@@ -146,6 +146,41 @@ def _on_sigterm(_sig, _frame):
     raise KeyboardInterrupt
 
 
+class _Run:
+    """One run's bookkeeping, used as `with run:` around the part that talks to devices. While it lasts,
+    SIGTERM raises KeyboardInterrupt (so open devices are closed and QEMU killed on the way out). The
+    error that stops it is kept in .error: a KwsError is swallowed (the caller then saves the partial
+    results and raises its own one-line error), an interrupt propagates."""
+
+    def __init__(self):
+        self.error: str | None = None
+        self.log_lines: list[str] = []
+        self._old = None
+        self._installed = False
+
+    def log(self, msg: str) -> None:
+        self.log_lines.append(msg)
+        print(f"kws bench: {msg}", file=sys.stderr)
+
+    def __enter__(self) -> "_Run":
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            self._old = signal.signal(signal.SIGTERM, _on_sigterm)
+            self._installed = True
+        return self
+
+    def __exit__(self, etype, exc, _tb) -> bool:
+        if self._installed:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, self._old)
+        if etype is not None and issubclass(etype, KeyboardInterrupt):
+            self.error = "interrupted (Ctrl-C / SIGTERM)"
+            return False
+        if etype is not None and issubclass(etype, KwsError):
+            self.error = str(exc)
+            return True
+        return False
+
+
 def run_cli(args: argparse.Namespace) -> int:
     if args.mode == "energy":
         if args.power_model:
@@ -194,19 +229,11 @@ def run_cli(args: argparse.Namespace) -> int:
 
     rep = report.new(args.mode, args.port or f"{args.board} {args.firmware}")
     md_path = args.md or (str(Path(args.json_out).with_suffix(".md")) if args.json_out else None)
-    log_lines: list[str] = []
-
-    def log(msg: str) -> None:
-        log_lines.append(msg)
-        print(f"kws bench: {msg}", file=sys.stderr)
-
-    old_term = signal.getsignal(signal.SIGTERM)
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    run = _Run()
+    log = run.log
     dut = None
-    error = None
     try:
-        with transport.open_link(port=args.port, board=args.board if not args.port else None,
+        with run, transport.open_link(port=args.port, board=args.board if not args.port else None,
                                  firmware=args.firmware, baud=args.baud) as link:
             rep["transport"] = link.describe
             from kws.bench.dut import Dut
@@ -230,19 +257,13 @@ def run_cli(args: argparse.Namespace) -> int:
             else:
                 _run_accuracy(dut, args, items, x, fmt, rep, progress_on)
             rep["complete"] = True
-    except KeyboardInterrupt:
-        error = "interrupted (Ctrl-C / SIGTERM)"
-        raise
-    except KwsError as e:
-        error = str(e)
     finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, old_term)
+        error = run.error
         if error is not None:
             rep["complete"] = False
             rep["error"] = error
         if dut is not None:
-            rep["faults"] = {"retries": dut.stats.retries, "resets": dut.stats.resets, "log": log_lines[-50:]}
+            rep["faults"] = {"retries": dut.stats.retries, "resets": dut.stats.resets, "log": run.log_lines[-50:]}
         if rep.get("perf") is not None and not rep.get("perf", {}).get("throughput_ips") and error:
             from kws.bench import perf as perf_mod
 
@@ -305,19 +326,11 @@ def _run_energy(args: argparse.Namespace) -> int:
     where = f"IO manager {args.io_manager}" if args.io_manager else f"{args.port} at {args.baud or energy_run.ENERGY_BAUD} baud"
     rep = report.new("energy", f"{where}; monitor {args.monitor}")
     rep["energy"] = result = {}
-    log_lines: list[str] = []
-
-    def log(msg: str) -> None:
-        log_lines.append(msg)
-        print(f"kws bench: {msg}", file=sys.stderr)
-
-    old_term = signal.getsignal(signal.SIGTERM)
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    error = None
+    run = _Run()
+    log = run.log
     bar = _Progress(args.inputs, "energy windows", not args.no_progress)
     try:
-        with contextlib.ExitStack() as stack:
+        with run, contextlib.ExitStack() as stack:
             if args.io_manager:
                 from kws.bench.iomanager import IoManager
 
@@ -335,27 +348,22 @@ def _run_energy(args: argparse.Namespace) -> int:
                                sample_rate_hz=args.sample_rate_hz, min_window_s=args.min_window_s,
                                warmups=args.warmups, windows=args.inputs, expected_model=args.model_id,
                                timeout_s=args.timeout_s, log=log, progress=bar)
-        rep["complete"] = bool(result.get("complete"))
-        rep["device"] = result.pop("device", None)
-        if args.power_model and result.get("latency_ms"):
+        if run.error is None:
+            rep["complete"] = bool(result.get("complete"))
+            rep["device"] = result.pop("device", None)
+        if run.error is None and args.power_model and result.get("latency_ms"):
             est = _estimate_energy(args.power_model, {"latency_ms": result["latency_ms"]})
             result["power_model_estimate"] = {"uj_per_inference": est["uj_per_inference"], "board": args.power_model,
                                               "note": "the power model at the measured latency, for comparison"}
-    except KeyboardInterrupt:
-        error = "interrupted (Ctrl-C / SIGTERM)"
-        raise
-    except KwsError as e:
-        error = str(e)
     finally:
         bar.close()
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, old_term)
+        error = run.error
         if error is not None:
             rep["complete"] = False
             rep["error"] = error
             rep["device"] = rep.get("device") or result.pop("device", None)
             rep["energy"] = energy_run.partial_summary(result)
-        rep["log"] = log_lines[-50:]
+        rep["log"] = run.log_lines[-50:]
         if args.json_out or error is None:
             report.write(rep, args.json_out, md_path)
             if md_path:

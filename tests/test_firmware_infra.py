@@ -204,18 +204,20 @@ def test_kernels_override_replaces_and_adds(tmp_path):
     inc.mkdir()
     (inc / "probe.h").write_text("int probe_value(void);\n")
     (app / "main.c").write_text(
-        '#include <stdio.h>\n#include "kws/board.h"\n#include "probe.h"\n'
+        '#include <stdio.h>\n#include "kws/print.h"\n#include "probe.h"\n'
         "int main(void) {\n"
-        "    board_timestamp_pulse();\n"
+        '    kws_print("hello\\n");\n'
         '    printf("probe %d\\n", probe_value());\n'
         "    return 0;\n}\n")
     extra = tmp_path / "extra_probe.c"
     extra.write_text('#include "probe.h"\nint probe_value(void) { return 1; }\n')
     kernels = tmp_path / "kernels" / "host"
     kernels.mkdir(parents=True)
-    (kernels / "board_default.c").write_text(
-        '#include <stdio.h>\n#include "kws/board.h"\n'
-        'void board_timestamp_pulse(void) { printf("pulse\\n"); }\n')
+    (kernels / "print.c").write_text(
+        '#include <stdio.h>\n#include "kws/print.h"\n'
+        'void kws_print(const char *s) { printf("override %s", s); }\n'
+        "void kws_print_u64(const char *label, uint64_t v) { (void)label; (void)v; }\n"
+        "int kws_print_error(const char *app, const char *why) { (void)app; (void)why; return 1; }\n")
     (kernels / "probe.c").write_text('#include "probe.h"\nint probe_value(void) { return 2; }\n')
 
     plain = qemu.build("host", "probe", extra_srcs=[extra], extra_inc=[inc], build_dir=tmp_path / "b1",
@@ -224,8 +226,8 @@ def test_kernels_override_replaces_and_adds(tmp_path):
                           make_vars={"APP_DIR": str(app), "KERNELS_DIR": str(tmp_path / "kernels")})
     out_plain = subprocess.run([str(plain)], capture_output=True, text=True, timeout=10).stdout
     out_override = subprocess.run([str(override)], capture_output=True, text=True, timeout=10).stdout
-    assert out_plain == "probe 1\n"              # src/board_default.c: the pulse does nothing
-    assert out_override == "pulse\nprobe 2\n"    # replaced by kernels/host/board_default.c, probe.c added
+    assert out_plain == "hello\nprobe 1\n"                # src/print.c, the extra source's probe_value
+    assert out_override == "override hello\nprobe 2\n"   # replaced by kernels/host/print.c, probe.c added
 
 
 def test_changed_flags_rebuild(tmp_path):

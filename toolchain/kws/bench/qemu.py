@@ -158,7 +158,9 @@ def _last_error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # make's own "make[N]: *** [target] Error 1" lines only say that something failed.
     lines = [ln for ln in lines if not re.match(r"make(\[\d+\])?: \*\*\* \[", ln)] or lines
-    for marker in ("error:", "undefined reference", "No such file", "***", "Error"):
+    # nor does the linker driver's "collect2: error: ld returned 1 exit status": the linker's line does
+    lines = [ln for ln in lines if not ln.startswith("collect2:")] or lines
+    for marker in ("error:", "undefined reference", "multiple definition", "No such file", "***", "Error"):
         hits = [ln for ln in lines if marker in ln and not ln.startswith("make: ***")]
         if hits:
             return hits[-1]

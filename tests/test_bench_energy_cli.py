@@ -352,3 +352,12 @@ def test_real_energy_build_through_a_relay(tmp_path, capsys):
     assert len(set(round(x, 6) for x in got)) > 1               # real timing varies between windows
     assert e["latency_ms"] == pytest.approx(
         statistics.median(d / w["n"] / 1e3 for d, w in zip(deltas, e["windows"])), rel=0.01)
+
+
+def test_joulescope_without_its_package_is_one_line_and_touches_no_device(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("joulescope") is not None:
+        pytest.skip("the joulescope package is installed here")
+    rc, err = _bench(["--mode", "energy", "--monitor", "joulescope", "--io-manager", "loop://"], capsys)
+    assert rc != 0 and len(err) == 1 and "pip install 'kws-toolchain[energy]'" in err[0]

@@ -331,6 +331,7 @@ def _run_energy(args: argparse.Namespace) -> int:
     bar = _Progress(args.inputs, "energy windows", not args.no_progress)
     try:
         with run, contextlib.ExitStack() as stack:
+            monitor = stack.enter_context(energy_run.open_monitor(args.monitor))
             if args.io_manager:
                 from kws.bench.iomanager import IoManager
 
@@ -343,7 +344,6 @@ def _run_energy(args: argparse.Namespace) -> int:
                 link = stack.enter_context(transport.open_link(port=args.port, baud=args.baud or energy_run.ENERGY_BAUD))
                 dut = energy_run.DirectDut(Dut(link, timeout_s=args.timeout_s, retries=args.retries,
                                                chunk=args.chunk or 26, expected_model=args.model_id, log=log))
-            monitor = stack.enter_context(energy_run.open_monitor(args.monitor))
             energy_run.measure(monitor=monitor, dut=dut, inputs=inputs, result=result, voltage_v=args.voltage_v,
                                sample_rate_hz=args.sample_rate_hz, min_window_s=args.min_window_s,
                                warmups=args.warmups, windows=args.inputs, expected_model=args.model_id,

@@ -159,7 +159,7 @@ def test_nucleo_model_run_with_dscnn_fits(build_root, tmp_path):
 @pytest.mark.slow
 def test_nucleo_wake_with_jarvis_fits(build_root):
     if not (JARVIS / "model_int8.tflite").is_file():
-        pytest.skip(f"{JARVIS} is absent (make train builds it)")
+        pytest.skip(f"{JARVIS} is absent (make train CONFIG=configs/jarvis.toml builds it)")
     elf = qemu.build(NUCLEO, "wake", build_dir=build_root, make_vars={"MODEL": str(JARVIS)})
     flash_bytes, ram_bytes = _usage(elf)
     info = boards.get(NUCLEO)

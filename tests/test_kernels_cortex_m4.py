@@ -315,7 +315,7 @@ def test_jarvis_bit_exact_and_instruction_budget():
     """The wake app's model: every layer bit-exact with tflite-micro, within its instruction budget,
     and its depthwise 5 x 1 layers on the line kernel (about 3 instructions per MAC, not 8)."""
     if not JARVIS.is_file():
-        pytest.skip(f"{JARVIS} is absent (make train builds it)")
+        pytest.skip(f"{JARVIS} is absent (make train CONFIG=configs/jarvis.toml builds it)")
     c = codegen.compile_model(JARVIS, target="cortex-m4")
     ref = assert_bit_exact(JARVIS, inputs_for(c.graph, 2, n=12), c)
     assert sum(len(np.unique(v)) for v in ref.trace.values()) > 500

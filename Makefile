@@ -82,9 +82,10 @@ flash: setup
 # MLPerf Tiny measurement. PORT=<url> (a serial device, socket://host:port, rfc2217://...) measures the
 # board there: MODE=perf|accuracy (default perf), DATASET=<dir> for accuracy, BENCH_ARGS for more kws bench
 # options. Without PORT: tools/bench_harness.py measures the MLPerf reference model in QEMU and rewrites
-# the bench section of BENCHMARKS.md.
+# the bench section of BENCHMARKS.md. MONITOR=lpm01a:<url>|joulescope measures energy (MLPerf Tiny's
+# energy mode) with IO_MANAGER=<url> (or PORT=<url>: the DUT's own UART at 9600 baud).
 bench: setup
-	$(if $(PORT),$(KWS) bench --mode $(or $(MODE),perf) --port $(PORT) $(if $(DATASET),--dataset $(DATASET)) $(BENCH_ARGS),$(PY) tools/bench_harness.py $(BENCH_ARGS))
+	$(if $(MONITOR),$(KWS) bench --mode energy --monitor $(MONITOR) $(if $(IO_MANAGER),--io-manager $(IO_MANAGER),$(if $(PORT),--port $(PORT))) $(if $(DATASET),--dataset $(DATASET)) $(BENCH_ARGS),$(if $(PORT),$(KWS) bench --mode $(or $(MODE),perf) --port $(PORT) $(if $(DATASET),--dataset $(DATASET)) $(BENCH_ARGS),$(PY) tools/bench_harness.py $(BENCH_ARGS)))
 
 # Removes build outputs only; never data/ or models/.
 clean:

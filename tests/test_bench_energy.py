@@ -68,14 +68,19 @@ def fake():
         d.close()
 
 
+def acquire(url: str, *, voltage_v: float = 3.3, **kw) -> energy.Trace:
+    """One LPM01A acquisition from a fake device: open, start, let the stream arrive, stop."""
+    with energy.Lpm01a(url, **kw) as mon:
+        mon.open(voltage_v=voltage_v)
+        mon.start(RATE)
+        time.sleep(0.3)
+        return mon.stop()
+
+
 # --- LPM01A ----------------------------------------------------------------------------------------
 def test_lpm01a_energy_between_last_edges(fake):
     dev = fake(lpm_handler(lpm_stream()))
-    with energy.Lpm01a(dev.url, reply_timeout_s=2) as mon:
-        mon.open(voltage_v=3.0)
-        mon.start(RATE)
-        time.sleep(0.3)
-        trace = mon.stop()
+    trace = acquire(dev.url, voltage_v=3.0, reply_timeout_s=2)
     assert len(trace.energy_j) == 3000 and trace.warnings == []
     assert list(trace.edges_s) == [0.5, 2.5]
     e, dur = trace.energy_between_last_edges()
@@ -92,11 +97,7 @@ def test_lpm01a_energy_between_last_edges(fake):
 def test_lpm01a_garbage_and_partial_lines_are_skipped_and_reported(fake):
     extra = {100: b"\x00\xff#garbage#\r\n", 200: b"1500-0", 700: b"15\x00-05 12\r\n"}
     dev = fake(lpm_handler(lpm_stream(extra=extra)))
-    with energy.Lpm01a(dev.url) as mon:
-        mon.open()
-        mon.start(RATE)
-        time.sleep(0.3)
-        trace = mon.stop()
+    trace = acquire(dev.url)
     assert any("garbled" in w for w in trace.warnings)
     e, dur = trace.energy_between_last_edges()
     assert dur == pytest.approx(2.0, abs=0.01)
@@ -107,11 +108,7 @@ def test_lpm01a_dropped_samples_are_reported(fake):
     stream = lpm_stream().split(b"\r\n")
     del stream[1500:1600]            # 100 samples lost between the 1 s and 2 s TimeStamp lines
     dev = fake(lpm_handler(b"\r\n".join(stream)))
-    with energy.Lpm01a(dev.url) as mon:
-        mon.open()
-        mon.start(RATE)
-        time.sleep(0.3)
-        trace = mon.stop()
+    trace = acquire(dev.url)
     assert any("100 sample(s) missing" in w for w in trace.warnings)
 
 
